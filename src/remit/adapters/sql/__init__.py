@@ -1,0 +1,1 @@
+"""SQL storage over SQLAlchemy Core: SQLite (embedded default) and PostgreSQL."""

@@ -1,0 +1,111 @@
+"""Engines for SQLite (WAL, foreign keys on) and PostgreSQL, and the SQL unit of work.
+
+The unit of work satisfies every feature's transaction protocol structurally (`registry`, `audit`,
+…), so no central module has to import every feature. Library exceptions are translated here:
+`IntegrityError` → `Conflict`, anything else from the driver → `Unavailable`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
+
+from remit.adapters.sql.audit import SqlAuditStore
+from remit.adapters.sql.registry import SqlRegistryStore
+from remit.errors import Conflict, InvalidRequest, RemitError, Unavailable
+
+__all__ = ["SqlDatabase", "SqlTransaction"]
+
+
+@dataclass(slots=True)
+class SqlTransaction:
+    """One open transaction and the stores bound to it."""
+
+    connection: Connection
+    registry: SqlRegistryStore
+    audit: SqlAuditStore
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:  # noqa: ANN401 - DB-API connections are untyped
+    # Foreign keys are off by default in SQLite; WAL lets readers run beside the one writer.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _sqlite_begin_immediate(conn: Connection) -> None:
+    # Take the write lock at BEGIN: a deferred transaction that later upgrades can fail with
+    # SQLITE_BUSY at once instead of waiting, which a caller would see as a spurious outage.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class SqlDatabase:
+    """A connected database: hands out transactions and reports its health."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def connect(cls, url: str, *, echo: bool = False) -> SqlDatabase:
+        try:
+            parsed = make_url(url)
+        except ArgumentError as exc:
+            msg = "store url is not a database URL"
+            raise InvalidRequest(msg, field="store.url") from exc
+        if parsed.get_backend_name() == "sqlite":
+            engine = create_engine(
+                parsed, echo=echo, connect_args={"check_same_thread": False, "isolation_level": None}
+            )
+            event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "begin", _sqlite_begin_immediate)
+        elif parsed.get_backend_name() == "postgresql":
+            engine = create_engine(parsed, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        else:
+            msg = "store url must be sqlite:// or postgresql+psycopg://"
+            raise InvalidRequest(msg, field="store.url")
+        return cls(engine)
+
+    @property
+    def backend(self) -> str:
+        return self.engine.dialect.name
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[SqlTransaction]:
+        """Open a transaction: committed on normal exit, rolled back on an exception."""
+        try:
+            with self.engine.begin() as connection:
+                yield SqlTransaction(
+                    connection=connection,
+                    registry=SqlRegistryStore(connection),
+                    audit=SqlAuditStore(connection),
+                )
+        except RemitError:
+            raise
+        except IntegrityError as exc:
+            msg = "the change conflicts with existing data"
+            raise Conflict(msg) from exc
+        except (DBAPIError, SQLAlchemyError) as exc:
+            msg = "the store is unavailable"
+            raise Unavailable(msg) from exc
+
+    def check(self) -> None:
+        """Raise `Unavailable` unless the store answers a trivial query."""
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            msg = "the store is unavailable"
+            raise Unavailable(msg) from exc
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,1 @@
+"""Alembic revisions of the schema in `remit.adapters.sql.tables`."""

@@ -1,0 +1,181 @@
+"""The whole schema in one file (SQLAlchemy Core). Alembic revisions create it; tests compare the two."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+__all__ = ["metadata"]
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """Aware UTC datetimes on every backend (SQLite keeps no zone, so we store naive UTC and re-attach it)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:  # noqa: ARG002
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            msg = "naive datetime reached the store"
+            raise ValueError(msg)
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: object, dialect: Dialect) -> dt.datetime | None:  # noqa: ARG002
+        if value is None:
+            return None
+        assert isinstance(value, dt.datetime)  # noqa: S101 - the column type guarantees it
+        return value.replace(tzinfo=dt.UTC)
+
+
+ID = 40
+
+owners = Table(
+    "owners",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("offboarded_at", UtcDateTime(), nullable=True),
+    Column("revision", Integer, nullable=False),
+)
+
+# A human's sign-in identities, kept apart so uniqueness and "never an agent" are enforced by key.
+owner_identities = Table(
+    "owner_identities",
+    metadata,
+    Column("identity_key", String(2200), primary_key=True),
+    Column("owner_id", String(ID), ForeignKey("owners.id"), nullable=False, index=True),
+    Column("issuer", String(1024), nullable=False),
+    Column("subject", String(1024), nullable=False),
+)
+
+business_functions = Table(
+    "business_functions",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("name", String(63), nullable=False, unique=True),
+    Column("description", Text, nullable=False),
+    Column("owner_id", String(ID), ForeignKey("owners.id"), nullable=False, index=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("revision", Integer, nullable=False),
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("name", String(63), nullable=False, unique=True),
+    Column("identity_key", String(2200), nullable=False, unique=True),
+    Column("identity", JSON, nullable=False),
+    Column("owner_id", String(ID), ForeignKey("owners.id"), nullable=True, index=True),
+    Column("function_id", String(ID), ForeignKey("business_functions.id"), nullable=True, index=True),
+    Column("environments", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("review_by", Date, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("revision", Integer, nullable=False),
+)
+
+tools = Table(
+    "tools",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("name", String(63), nullable=False, unique=True),
+    Column("description", Text, nullable=False),
+    Column("actions", JSON, nullable=False),
+    Column("resources", JSON, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("revision", Integer, nullable=False),
+)
+
+workflows = Table(
+    "workflows",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("name", String(63), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("function_id", String(ID), ForeignKey("business_functions.id"), nullable=False, index=True),
+    Column("description", Text, nullable=False),
+    Column("steps", JSON, nullable=False),
+    Column("max_duration_seconds", Integer, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("approved_by", String(200), nullable=True),
+    Column("approved_at", UtcDateTime(), nullable=True),
+    Column("content_hash", String(80), nullable=True),
+    Column("ended_at", UtcDateTime(), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("revision", Integer, nullable=False),
+    UniqueConstraint("name", "version", name="uq_workflows_name_version"),
+)
+
+grants = Table(
+    "grants",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("agent_id", String(ID), ForeignKey("agents.id"), nullable=False, index=True),
+    Column("tool", String(63), nullable=False),
+    Column("action", String(63), nullable=False),
+    Column("resource", String(512), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("id", String(ID), nullable=False, unique=True),
+    Column("schema", Integer, nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("occurred_at", UtcDateTime(), nullable=False),
+    Column("actor_kind", String(16), nullable=False),
+    Column("actor_id", String(200), nullable=False),
+    Column("subject_kind", String(32), nullable=False),
+    Column("subject_id", String(200), nullable=False),
+    Column("task_id", String(ID), nullable=True),
+    Column("agent_id", String(ID), nullable=True),
+    Column("owner_id", String(ID), nullable=True),
+    Column("function_id", String(ID), nullable=True),
+    Column("correlation_id", String(64), nullable=True),
+    Column("data", JSON, nullable=False),
+    Index("ix_audit_events_task_id", "task_id"),
+    Index("ix_audit_events_agent_id", "agent_id"),
+    Index("ix_audit_events_type", "type"),
+)

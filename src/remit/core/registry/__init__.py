@@ -1,0 +1,1 @@
+"""The registry: owners, business functions, agents, tools, workflows and standing grants."""

@@ -1,0 +1,1 @@
+"""What an agent imports: a typed client for the Remit API; depends on httpx, pydantic and remit.wire only."""
