@@ -57,7 +57,7 @@ class Remit:
     def check_ready(self) -> None:
         """Raise Unavailable unless the store answers and its schema is current."""
         self.database.check()
-        if current_revision(self.database.engine) != head_revision(self.database.engine):
+        if current_revision(self.database.engine) != head_revision():
             msg = "the database schema is not current; run `remit db upgrade`"
             raise Unavailable(msg)
 

@@ -15,7 +15,7 @@ __all__ = ["current_revision", "head_revision", "upgrade"]
 _SCRIPTS = Path(__file__).with_name("migrations")
 
 
-def _config(engine: Engine) -> Config:
+def _config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(_SCRIPTS))
     return config
@@ -23,14 +23,14 @@ def _config(engine: Engine) -> Config:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema up to `revision` (the newest by default)."""
-    config = _config(engine)
+    config = _config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 
 
-def head_revision(engine: Engine) -> str | None:
-    return ScriptDirectory.from_config(_config(engine)).get_current_head()
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(_config()).get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:
