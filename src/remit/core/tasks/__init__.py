@@ -1,0 +1,1 @@
+"""Tasks: one unit of an agent's work, with a declared objective, scope and deadline."""
