@@ -1,0 +1,1 @@
+"""Task credentials: issuance, verification and revocation."""
