@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from hypothesis import HealthCheck, settings
 from sqlalchemy import create_engine, text
 

@@ -31,9 +31,7 @@ def make_owner(registry: RegistryService, *, name: str = "Ada Lovelace", email: 
     return registry.register_owner(name=name, email=email, actor=OPERATOR)
 
 
-def make_function(
-    registry: RegistryService, owner: Owner, *, name: str = "invoice-reconciliation"
-) -> BusinessFunction:
+def make_function(registry: RegistryService, owner: Owner, *, name: str = "invoice-reconciliation") -> BusinessFunction:
     return registry.register_function(
         name=name, description="Match supplier invoices to payments", owner=owner.id, actor=OPERATOR
     )

@@ -6,6 +6,8 @@ import datetime as dt
 
 import pytest
 
+from tests.factories import OPERATOR, make_agent, make_function, make_owner, make_tool, make_workflow, spiffe
+
 from remit.core.events import InProcessEventBus
 from remit.core.registry.events import AgentStatusChanged, OwnerOffboarded, WorkflowVersionEnded
 from remit.core.registry.models import (
@@ -23,7 +25,6 @@ from remit.core.registry.models import (
 from remit.core.registry.service import RegistryService
 from remit.errors import Conflict, InvalidRequest, NotFound
 from remit.testing import FrozenClock
-from tests.factories import OPERATOR, make_agent, make_function, make_owner, make_tool, make_workflow, spiffe
 
 
 def test_registered_owner_function_and_agent_are_traceable(registry: RegistryService) -> None:
@@ -70,9 +71,7 @@ def test_review_date_must_be_in_the_future(registry: RegistryService) -> None:
     """Registering an agent whose review is already due is refused."""
     owner = make_owner(registry)
     with pytest.raises(InvalidRequest) as caught:
-        make_agent(
-            registry, owner=owner, function=make_function(registry, owner), review_by=dt.date(2026, 1, 15)
-        )
+        make_agent(registry, owner=owner, function=make_function(registry, owner), review_by=dt.date(2026, 1, 15))
     assert caught.value.errors[0].loc == ("review_by",)
 
 
@@ -299,7 +298,9 @@ def test_standing_grant_beyond_low_risk_read_is_refused(
     make_tool(registry)
 
     with pytest.raises(InvalidRequest, match=message):
-        registry.create_grant(agent=agent.id, tool="github", action=action, resource=resource, reason="x", actor=OPERATOR)
+        registry.create_grant(
+            agent=agent.id, tool="github", action=action, resource=resource, reason="x", actor=OPERATOR
+        )
 
 
 def test_standing_read_on_internal_resources_is_allowed(registry: RegistryService) -> None:
@@ -308,7 +309,12 @@ def test_standing_read_on_internal_resources_is_allowed(registry: RegistryServic
     make_tool(registry)
 
     grant = registry.create_grant(
-        agent=agent.name, tool="github", action="read_file", resource="repo:acme/app*", reason="docs bot", actor=OPERATOR
+        agent=agent.name,
+        tool="github",
+        action="read_file",
+        resource="repo:acme/app*",
+        reason="docs bot",
+        actor=OPERATOR,
     )
 
     assert registry.list_grants().items == (grant,)
