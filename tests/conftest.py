@@ -111,5 +111,13 @@ def bus() -> InProcessEventBus:
 
 
 @pytest.fixture
-def registry(database: SqlDatabase, clock: FrozenClock, bus: InProcessEventBus) -> RegistryService:
-    return RegistryService(database.transaction, clock=clock, ids=SequentialIdFactory(), bus=bus)
+def ids() -> SequentialIdFactory:
+    """One id factory per test, shared by every service so ids never collide."""
+    return SequentialIdFactory()
+
+
+@pytest.fixture
+def registry(
+    database: SqlDatabase, clock: FrozenClock, ids: SequentialIdFactory, bus: InProcessEventBus
+) -> RegistryService:
+    return RegistryService(database.transaction, clock=clock, ids=ids, bus=bus)

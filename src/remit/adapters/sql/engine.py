@@ -19,6 +19,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemy
 
 from remit.adapters.sql.audit import SqlAuditStore
 from remit.adapters.sql.registry import SqlRegistryStore
+from remit.adapters.sql.tasks import SqlRevocationLog, SqlTaskStore
 from remit.errors import Conflict, InvalidRequest, RemitError, Unavailable
 
 __all__ = ["SqlDatabase", "SqlTransaction"]
@@ -31,6 +32,8 @@ class SqlTransaction:
     connection: Connection
     registry: SqlRegistryStore
     audit: SqlAuditStore
+    tasks: SqlTaskStore
+    revocations: SqlRevocationLog
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:  # noqa: ANN401 - DB-API connections are untyped
@@ -88,6 +91,8 @@ class SqlDatabase:
                     connection=connection,
                     registry=SqlRegistryStore(connection),
                     audit=SqlAuditStore(connection),
+                    tasks=SqlTaskStore(connection),
+                    revocations=SqlRevocationLog(connection),
                 )
         except RemitError:
             raise

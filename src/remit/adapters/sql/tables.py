@@ -179,3 +179,74 @@ audit_events = Table(
     Index("ix_audit_events_agent_id", "agent_id"),
     Index("ix_audit_events_type", "type"),
 )
+
+# ------------------------------------------------------------------ tasks and credentials
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("agent_id", String(ID), ForeignKey("agents.id"), nullable=False),
+    Column("owner_id", String(ID), nullable=False),
+    Column("function_id", String(ID), nullable=False),
+    Column("workflow_id", String(ID), ForeignKey("workflows.id"), nullable=False),
+    Column("workflow_ref", String(80), nullable=False),
+    Column("objective", Text, nullable=False),
+    Column("details", JSON, nullable=False),
+    Column("environment", String(63), nullable=False),
+    Column("audience", String(512), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("deadline", UtcDateTime(), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("parent_id", String(ID), ForeignKey("tasks.id"), nullable=True),
+    Column("root_id", String(ID), nullable=False),
+    # Ancestors nearest first, space-separated: ids are fixed-format, so a LIKE on one id is exact.
+    Column("lineage", String(512), nullable=False),
+    Column("principal", String(512), nullable=True),
+    Column("epoch", Integer, nullable=False),
+    Column("ended_at", UtcDateTime(), nullable=True),
+    Column("end_reason", Text, nullable=True),
+    Column("labels", JSON, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Index("ix_tasks_agent_state", "agent_id", "state"),
+    Index("ix_tasks_workflow_state", "workflow_id", "state"),
+    Index("ix_tasks_state_deadline", "state", "deadline"),
+    Index("ix_tasks_root_id", "root_id"),
+)
+
+# The revocation log every replica's in-memory index follows (see core/tasks/revocations.py).
+revocations = Table(
+    "revocations",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("epoch", Integer, nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+)
+
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("jti", String(ID), primary_key=True),
+    Column("task_id", String(ID), ForeignKey("tasks.id"), nullable=False, index=True),
+    Column("agent_id", String(ID), nullable=False),
+    Column("audience", String(512), nullable=False),
+    Column("kid", String(128), nullable=False),
+    Column("epoch", Integer, nullable=False),
+    Column("cnf_jkt", String(128), nullable=True),
+    Column("issued_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("revoked_at", UtcDateTime(), nullable=True),
+    Column("revoke_reason", Text, nullable=True),
+)
+
+# One row per accepted evidence or DPoP proof `jti` until it expires: single use across replicas.
+evidence_uses = Table(
+    "evidence_uses",
+    metadata,
+    Column("namespace", String(64), primary_key=True),
+    Column("jti", String(256), primary_key=True),
+    Column("expires_at", UtcDateTime(), nullable=False, index=True),
+)

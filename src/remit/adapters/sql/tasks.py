@@ -1,0 +1,156 @@
+"""TaskStore and RevocationLog over SQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Row, insert, select, update
+
+from remit.adapters.sql.tables import revocations, tasks
+from remit.core.registry.models import Page
+from remit.core.tasks.models import AuthorizationDetail, Task, TaskState
+from remit.core.tasks.revocations import RevocationEntry, RevocationKind
+from remit.errors import Conflict
+
+__all__ = ["SqlRevocationLog", "SqlTaskStore"]
+
+
+def _task(row: Row[Any]) -> Task:
+    return Task(
+        id=row.id,
+        agent_id=row.agent_id,
+        owner_id=row.owner_id,
+        function_id=row.function_id,
+        workflow_id=row.workflow_id,
+        workflow_ref=row.workflow_ref,
+        objective=row.objective,
+        details=tuple(AuthorizationDetail(d["tool"], tuple(d["actions"]), tuple(d["resources"])) for d in row.details),
+        environment=row.environment,
+        audience=row.audience,
+        created_at=row.created_at,
+        deadline=row.deadline,
+        state=TaskState(row.state),
+        parent_id=row.parent_id,
+        lineage=tuple(row.lineage.split()),
+        principal=row.principal,
+        epoch=row.epoch,
+        ended_at=row.ended_at,
+        end_reason=row.end_reason,
+        labels=dict(row.labels),
+        revision=row.revision,
+    )
+
+
+def _values(task: Task) -> dict[str, Any]:
+    return {
+        "agent_id": task.agent_id,
+        "owner_id": task.owner_id,
+        "function_id": task.function_id,
+        "workflow_id": task.workflow_id,
+        "workflow_ref": task.workflow_ref,
+        "objective": task.objective,
+        "details": [d.as_json() for d in task.details],
+        "environment": task.environment,
+        "audience": task.audience,
+        "created_at": task.created_at,
+        "deadline": task.deadline,
+        "state": task.state.value,
+        "parent_id": task.parent_id,
+        "root_id": task.lineage[-1] if task.lineage else task.id,
+        "lineage": " ".join(task.lineage),
+        "principal": task.principal,
+        "epoch": task.epoch,
+        "ended_at": task.ended_at,
+        "end_reason": task.end_reason,
+        "labels": task.labels,
+    }
+
+
+class SqlTaskStore:
+    """Tasks, read and written on the caller's transaction."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+
+    def add_task(self, task: Task) -> None:
+        self._c.execute(insert(tasks).values(id=task.id, revision=task.revision, **_values(task)))
+
+    def update_task(self, task: Task, *, expected_revision: int) -> None:
+        result = self._c.execute(
+            update(tasks)
+            .where(tasks.c.id == task.id, tasks.c.revision == expected_revision)
+            .values(**_values(task), revision=expected_revision + 1)
+        )
+        if result.rowcount != 1:
+            msg = "the task changed concurrently; reload and retry"
+            raise Conflict(msg)
+
+    def get_task(self, task_id: str) -> Task | None:
+        row = self._c.execute(select(tasks).where(tasks.c.id == task_id)).first()
+        return None if row is None else _task(row)
+
+    def _running(self, *conditions: ColumnElement[bool]) -> Sequence[Task]:
+        query = select(tasks).where(tasks.c.state == TaskState.RUNNING.value, *conditions).order_by(tasks.c.id)
+        return [_task(r) for r in self._c.execute(query)]
+
+    def running_tasks_of_agent(self, agent_id: str) -> Sequence[Task]:
+        return self._running(tasks.c.agent_id == agent_id)
+
+    def running_tasks_of_workflow(self, workflow_id: str) -> Sequence[Task]:
+        return self._running(tasks.c.workflow_id == workflow_id)
+
+    def running_descendants(self, task: Task) -> Sequence[Task]:
+        root = task.lineage[-1] if task.lineage else task.id
+        # Descendants share the root; among those, the ones whose lineage names this task.
+        return self._running(tasks.c.root_id == root, tasks.c.lineage.contains(task.id, autoescape=True))
+
+    def running_past_deadline(self, now: dt.datetime, *, limit: int) -> Sequence[Task]:
+        query = (
+            select(tasks)
+            .where(tasks.c.state == TaskState.RUNNING.value, tasks.c.deadline <= now)
+            .order_by(tasks.c.deadline)
+            .limit(limit)
+        )
+        return [_task(r) for r in self._c.execute(query)]
+
+    def list_tasks(
+        self, *, limit: int, after: str | None, agent_id: str | None = None, state: TaskState | None = None
+    ) -> Page[Task]:
+        query = select(tasks).order_by(tasks.c.id).limit(limit + 1)
+        if after is not None:
+            query = query.where(tasks.c.id > after)
+        if agent_id is not None:
+            query = query.where(tasks.c.agent_id == agent_id)
+        if state is not None:
+            query = query.where(tasks.c.state == state.value)
+        rows = self._c.execute(query).all()
+        return Page(
+            items=tuple(_task(r) for r in rows[:limit]), next_cursor=rows[limit - 1].id if len(rows) > limit else None
+        )
+
+
+class SqlRevocationLog:
+    """The sequenced revocation log; the row's autoincrement key is the sequence."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+
+    def append(self, kind: RevocationKind, subject: str, *, reason: str, at: dt.datetime, epoch: int = 0) -> int:
+        result = self._c.execute(
+            insert(revocations)
+            .values(kind=kind.value, subject=subject, reason=reason, epoch=epoch, at=at)
+            .returning(revocations.c.seq)
+        )
+        return int(result.scalar_one())
+
+    def since(self, seq: int, *, limit: int = 10_000) -> Sequence[RevocationEntry]:
+        query = select(revocations).where(revocations.c.seq > seq).order_by(revocations.c.seq).limit(limit)
+        return [
+            RevocationEntry(
+                seq=r.seq, kind=RevocationKind(r.kind), subject=r.subject, reason=r.reason, at=r.at, epoch=r.epoch
+            )
+            for r in self._c.execute(query)
+        ]

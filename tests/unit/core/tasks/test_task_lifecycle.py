@@ -1,0 +1,181 @@
+"""Task lifecycle: every end is recorded with its revocation entry, cascades to descendants, and is final."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from tests.factories import make_agent, make_function, make_owner, make_tool, make_workflow
+
+from remit.adapters.sql.engine import SqlDatabase
+from remit.core.audit.models import AuditActor
+from remit.core.credentials.revocation_index import RevocationIndex
+from remit.core.ids import SequentialIdFactory
+from remit.core.registry.service import RegistryService
+from remit.core.tasks.models import Task, TaskState, parse_authorization_details
+from remit.core.tasks.revocations import RevocationKind
+from remit.core.tasks.service import TaskService
+from remit.errors import InvalidRequest, NotFound, TaskNotActive
+from remit.testing import FrozenClock
+
+AGENT = AuditActor.system()
+
+
+@pytest.fixture
+def tasks(database: SqlDatabase, clock: FrozenClock, ids: SequentialIdFactory) -> TaskService:
+    return TaskService(database.transaction, clock=clock, ids=ids)
+
+
+@pytest.fixture
+def world(registry: RegistryService) -> dict[str, str]:
+    owner = make_owner(registry)
+    function = make_function(registry, owner)
+    make_tool(registry)
+    workflow = registry.approve_workflow(make_workflow(registry, function).id, actor="alice")
+    agent = make_agent(registry, owner=owner, function=function)
+    other = make_agent(registry, owner=owner, function=function, name="other-bot")
+    return {"agent": agent.id, "other": other.id, "owner": owner.id, "function": function.id, "workflow": workflow.id}
+
+
+def _start(
+    database: SqlDatabase,
+    clock: FrozenClock,
+    world: dict[str, str],
+    task_id: str,
+    *,
+    parent: Task | None = None,
+    agent: str = "agent",
+) -> Task:
+    task = Task(
+        id=task_id,
+        agent_id=world[agent],
+        owner_id=world["owner"],
+        function_id=world["function"],
+        workflow_id=world["workflow"],
+        workflow_ref="release-docs@1",
+        objective="publish the docs",
+        details=parse_authorization_details(
+            [{"type": "remit_tool", "tool": "github", "actions": ["read_file"], "resources": ["repo:acme/docs"]}]
+        ),
+        environment="prod",
+        audience="tool:github",
+        created_at=clock.now(),
+        deadline=clock.now() + dt.timedelta(minutes=30),
+        parent_id=parent.id if parent else None,
+        lineage=((parent.id, *parent.lineage) if parent else ()),
+    )
+    with database.transaction() as tx:
+        tx.tasks.add_task(task)
+    return task
+
+
+def _log(database: SqlDatabase) -> list[tuple[str, str]]:
+    with database.transaction() as tx:
+        return [(e.kind.value, e.subject) for e in tx.revocations.since(0)]
+
+
+def test_completion_records_the_end_and_its_revocation_entry(
+    database: SqlDatabase, clock: FrozenClock, world: dict[str, str], tasks: TaskService
+) -> None:
+    """Completing a task sets its final state and appends task_ended in the same transaction."""
+    task = _start(database, clock, world, "tsk_1")
+
+    done = tasks.finish(task.id, TaskState.COMPLETED, reason="", actor=AGENT)
+
+    assert (done.state, done.end_reason) == (TaskState.COMPLETED, "completed")
+    assert tasks.get(task.id).state is TaskState.COMPLETED
+    assert _log(database) == [("task_ended", "tsk_1")]
+    with pytest.raises(TaskNotActive):
+        tasks.finish(task.id, TaskState.FAILED, reason="again", actor=AGENT)
+
+
+def test_ending_a_task_revokes_its_running_descendants_only(
+    database: SqlDatabase, clock: FrozenClock, world: dict[str, str], tasks: TaskService
+) -> None:
+    """A failed root ends its child and grandchild; an unrelated task keeps running."""
+    root = _start(database, clock, world, "tsk_root")
+    child = _start(database, clock, world, "tsk_child", parent=root, agent="other")
+    grandchild = _start(database, clock, world, "tsk_grand", parent=child)
+    unrelated = _start(database, clock, world, "tsk_else")
+
+    tasks.finish(root.id, TaskState.FAILED, reason="tool crashed", actor=AGENT)
+
+    assert tasks.get(child.id).state is TaskState.REVOKED
+    assert tasks.get(grandchild.id).state is TaskState.REVOKED
+    assert tasks.get(unrelated.id).state is TaskState.RUNNING
+    index = RevocationIndex()
+    with database.transaction() as tx:
+        index.apply(tx.revocations.since(0), now=clock.now())
+    assert index.revoked_reason(jti="x", task_id=grandchild.id, lineage=grandchild.lineage, epoch=0)
+    assert index.revoked_reason(jti="x", task_id=unrelated.id, lineage=(), epoch=0) is None
+
+
+def test_ending_a_child_leaves_the_parent_running(
+    database: SqlDatabase, clock: FrozenClock, world: dict[str, str], tasks: TaskService
+) -> None:
+    root = _start(database, clock, world, "tsk_root")
+    child = _start(database, clock, world, "tsk_child", parent=root)
+
+    tasks.finish(child.id, TaskState.COMPLETED, reason="", actor=AGENT)
+
+    assert tasks.get(root.id).is_running
+
+
+def test_objective_change_bumps_the_epoch_and_keeps_the_task(
+    database: SqlDatabase, clock: FrozenClock, world: dict[str, str], tasks: TaskService
+) -> None:
+    """A new objective is a context change: epoch + 1 and a task_epoch entry; the task keeps running."""
+    task = _start(database, clock, world, "tsk_1")
+
+    changed = tasks.change_objective(task.id, "publish and translate the docs", actor=AGENT)
+
+    assert (changed.epoch, changed.state) == (1, TaskState.RUNNING)
+    assert _log(database) == [(RevocationKind.TASK_EPOCH.value, "tsk_1")]
+    assert tasks.change_objective(task.id, "publish and translate the docs", actor=AGENT).epoch == 1
+
+
+def test_an_agent_cannot_end_another_agents_task(
+    database: SqlDatabase, clock: FrozenClock, world: dict[str, str], tasks: TaskService
+) -> None:
+    """Cross-agent: ending or re-scoping someone else's task reads as not found and changes nothing."""
+    task = _start(database, clock, world, "tsk_1")
+
+    with pytest.raises(NotFound):
+        tasks.finish(task.id, TaskState.COMPLETED, reason="", actor=AGENT, agent_id=world["other"])
+    with pytest.raises(NotFound):
+        tasks.change_objective(task.id, "exfiltrate", actor=AGENT, agent_id=world["other"])
+    assert tasks.get(task.id).is_running
+
+
+def test_kill_switch_ends_every_running_task_of_the_agent(
+    database: SqlDatabase, clock: FrozenClock, world: dict[str, str], tasks: TaskService
+) -> None:
+    first = _start(database, clock, world, "tsk_1")
+    second = _start(database, clock, world, "tsk_2")
+    theirs = _start(database, clock, world, "tsk_3", agent="other")
+
+    assert tasks.revoke_agent_tasks(world["agent"], reason="agent_suspended", actor=AGENT) == 2
+
+    assert {tasks.get(t.id).state for t in (first, second)} == {TaskState.REVOKED}
+    assert tasks.get(theirs.id).is_running
+
+
+def test_overdue_tasks_are_recorded_expired(
+    database: SqlDatabase, clock: FrozenClock, world: dict[str, str], tasks: TaskService
+) -> None:
+    task = _start(database, clock, world, "tsk_1")
+    clock.advance(dt.timedelta(minutes=31))
+    with pytest.raises(TaskNotActive):
+        tasks.finish(task.id, TaskState.COMPLETED, reason="", actor=AGENT)
+
+    assert tasks.expire_overdue() == 1
+    assert tasks.get(task.id).state is TaskState.EXPIRED
+
+
+def test_finish_only_accepts_finishing_states(
+    database: SqlDatabase, clock: FrozenClock, world: dict[str, str], tasks: TaskService
+) -> None:
+    task = _start(database, clock, world, "tsk_1")
+    with pytest.raises(InvalidRequest):
+        tasks.finish(task.id, TaskState.REVOKED, reason="", actor=AGENT)
