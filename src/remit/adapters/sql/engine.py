@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
 
 from remit.adapters.sql.audit import SqlAuditStore
+from remit.adapters.sql.credentials import SqlCredentialStore
 from remit.adapters.sql.registry import SqlRegistryStore
 from remit.adapters.sql.tasks import SqlRevocationLog, SqlTaskStore
 from remit.errors import Conflict, InvalidRequest, RemitError, Unavailable
@@ -34,6 +35,7 @@ class SqlTransaction:
     audit: SqlAuditStore
     tasks: SqlTaskStore
     revocations: SqlRevocationLog
+    credentials: SqlCredentialStore
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:  # noqa: ANN401 - DB-API connections are untyped
@@ -93,6 +95,7 @@ class SqlDatabase:
                     audit=SqlAuditStore(connection),
                     tasks=SqlTaskStore(connection),
                     revocations=SqlRevocationLog(connection),
+                    credentials=SqlCredentialStore(connection),
                 )
         except RemitError:
             raise

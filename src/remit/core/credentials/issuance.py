@@ -1,0 +1,477 @@
+"""Start tasks and issue their credentials: one set of checks, whatever door the request came through.
+
+`IssuanceService.start_task` (native `POST /v1/tasks`, RFC 8693 token exchange) and
+`IssuanceService.reissue` both run `_admit`, the single function that decides whether an attested
+workload may hold a credential at all (C01, C04), before anything is written. Nothing is signed
+unless the task, the credential record and their audit events are committed first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from remit.core.audit.models import ActorKind, AuditActor, AuditEvent
+from remit.core.clock import Clock
+from remit.core.credentials.models import IssuedCredential, Limits, build_claims
+from remit.core.credentials.revocation_index import RevocationIndex
+from remit.core.credentials.tokens import (
+    AttestedWorkload,
+    CredentialRecord,
+    CredentialsTransaction,
+    CredentialsUnitOfWork,
+    TokenSigner,
+    TokenVerifier,
+)
+from remit.core.ids import IdFactory
+from remit.core.registry.models import Agent, AgentStatus, RiskClass, WorkflowState, WorkflowVersion
+from remit.core.tasks.models import (
+    AuthorizationDetail,
+    Task,
+    TaskState,
+    details_within,
+    parse_objective,
+    within_workflow,
+)
+from remit.errors import (
+    AgentUntraceable,
+    CredentialInvalid,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    RemitError,
+    TaskNotActive,
+)
+
+__all__ = ["IssuanceService", "TaskDeclaration"]
+
+MAX_AUDIENCE = 512
+MAX_PRINCIPAL = 512
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDeclaration:
+    """What an agent declares to start a task (C07): workflow, objective, scope, duration, where and for whom."""
+
+    workflow: str  # "name@version"
+    objective: str
+    details: tuple[AuthorizationDetail, ...]
+    expected_duration: dt.timedelta
+    environment: str
+    audience: str
+    parent_token: str | None = None  # a delegation credential of the parent task (aud = this issuer)
+    principal: str | None = None  # the person the task acts for (on-behalf-of)
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Admitted:
+    agent: Agent
+    owner_id: str
+    function_id: str
+
+
+class IssuanceService:
+    """Attested workload + declaration → recorded task + signed, short-lived, narrow credential."""
+
+    def __init__(  # noqa: PLR0913 - the composition root passes each collaborator explicitly
+        self,
+        uow: CredentialsUnitOfWork,
+        *,
+        clock: Clock,
+        ids: IdFactory,
+        signer: TokenSigner,
+        verifier: TokenVerifier,
+        index: RevocationIndex,
+        issuer: str,
+        limits: Limits,
+        fingerprint: Callable[[str], str],
+        gateway_audiences: frozenset[str] = frozenset(),
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._ids = ids
+        self._signer = signer
+        self._verifier = verifier
+        self._index = index
+        self._issuer = issuer
+        self._limits = limits
+        # HMAC of a jti for the audit trail: correlates records without storing a usable handle.
+        self._fingerprint = fingerprint
+        self._gateway_audiences = gateway_audiences
+
+    # ------------------------------------------------------------ admission: the one check
+
+    def _admit(self, tx: CredentialsTransaction, workload: AttestedWorkload, environment: str) -> _Admitted:
+        """May this attested workload hold a credential in this environment at all? (C01, C04)."""
+        agent = tx.registry.find_agent_by_binding(workload.binding_key)
+        if agent is None:
+            msg = "no agent is registered for this workload identity"
+            raise AgentUntraceable(msg, details={"reason": "unregistered_identity"})
+        if agent.status is not AgentStatus.ACTIVE:
+            msg = f"agent {agent.name} is {agent.status.value}"
+            raise Forbidden(msg, details={"reason": f"agent_{agent.status.value}", "agent_id": agent.id})
+        problems = []
+        owner = tx.registry.get_owner(agent.owner_id) if agent.owner_id else None
+        if owner is None:
+            problems.append("no_owner")
+        elif not owner.is_active:
+            problems.append("owner_offboarded")
+        function = tx.registry.get_function(agent.function_id) if agent.function_id else None
+        if function is None:
+            problems.append("no_business_function")
+        if agent.review_overdue(self._clock.now().date()):
+            problems.append("review_overdue")
+        if problems or owner is None or function is None:
+            msg = f"agent {agent.name} is untraceable: " + ", ".join(problems)
+            raise AgentUntraceable(msg, details={"reason": problems[0], "problems": problems, "agent_id": agent.id})
+        if environment not in agent.environments:
+            msg = f"agent {agent.name} is not allowed in environment {environment}"
+            raise Forbidden(msg, details={"reason": "environment_not_allowed", "agent_id": agent.id})
+        return _Admitted(agent=agent, owner_id=owner.id, function_id=function.id)
+
+    # ------------------------------------------------------------ starting a task
+
+    def start_task(
+        self,
+        workload: AttestedWorkload,
+        declaration: TaskDeclaration,
+        *,
+        dpop_jkt: str | None = None,
+        channel: str = "native",
+    ) -> tuple[Task, IssuedCredential]:
+        """Admit the workload, check the declaration, record the task and issue its first credential."""
+        try:
+            with self._uow() as tx:
+                admitted = self._admit(tx, workload, declaration.environment)
+                task = self._new_task(tx, admitted, declaration)
+                tx.tasks.add_task(task)
+                self._record(
+                    tx, "task.started", admitted.agent, task, {"objective": task.objective, "channel": channel}
+                )
+                issued, claims = self._prepare(tx, admitted.agent, workload, task, task.audience, dpop_jkt)
+        except RemitError as error:
+            self._record_refusal(workload, declaration.workflow, error, channel)
+            raise
+        return task, self._sign(issued, claims)
+
+    def reissue(
+        self,
+        workload: AttestedWorkload,
+        task_id: str,
+        *,
+        audience: str | None = None,
+        dpop_jkt: str | None = None,
+    ) -> IssuedCredential:
+        """A new credential for a running task (after a context change, or to delegate with aud = issuer)."""
+        try:
+            with self._uow() as tx:
+                task = tx.tasks.get_task(task_id)
+                admitted = self._admit(tx, workload, task.environment if task else "unknown")
+                if task is None or task.agent_id != admitted.agent.id:
+                    # Another agent's task reads as absent: ids cannot be probed.
+                    msg = f"no task {task_id!r}"
+                    raise NotFound(msg)
+                self._require_live(tx, task)
+                chosen = audience or task.audience
+                if chosen not in {task.audience, self._issuer}:
+                    msg = "a task credential is for the task's audience, or for this issuer (delegation)"
+                    raise InvalidRequest(msg, field="audience")
+                issued, claims = self._prepare(tx, admitted.agent, workload, task, chosen, dpop_jkt)
+        except RemitError as error:
+            self._record_refusal(workload, task_id, error, "reissue")
+            raise
+        return self._sign(issued, claims)
+
+    def _require_live(self, tx: CredentialsTransaction, task: Task) -> None:
+        state = task.effective_state(self._clock.now())
+        if state is not TaskState.RUNNING:
+            msg = f"task {task.id} is {state.value}"
+            raise TaskNotActive(msg, details={"state": state.value})
+        if self._index.revoked_reason(jti="", task_id=task.id, lineage=task.lineage, epoch=task.epoch):
+            msg = f"task {task.id} has been revoked"
+            raise TaskNotActive(msg, details={"state": "revoked"})
+        workflow = tx.registry.get_workflow(task.workflow_id)
+        if workflow is None or workflow.state is not WorkflowState.APPROVED:
+            msg = f"workflow {task.workflow_ref} is no longer approved"
+            raise TaskNotActive(msg, details={"state": "workflow_ended"})
+
+    def _workflow(self, tx: CredentialsTransaction, ref: str, admitted: _Admitted) -> WorkflowVersion:
+        name, at, version = ref.partition("@")
+        if not at or not version.isdigit():
+            raise InvalidRequest("name the workflow as name@version", field="workflow")
+        workflow = tx.registry.get_workflow_version(name, int(version))
+        if workflow is None:
+            msg = f"no workflow {ref!r}"
+            raise InvalidRequest(msg, field="workflow")
+        if workflow.state is not WorkflowState.APPROVED:
+            msg = f"workflow {ref} is {workflow.state.value}, not approved"
+            raise Forbidden(msg, details={"reason": "workflow_not_approved"})
+        if workflow.function_id != admitted.function_id:
+            msg = f"workflow {ref} serves another business function"
+            raise Forbidden(msg, details={"reason": "workflow_not_for_agent"})
+        return workflow
+
+    def _new_task(self, tx: CredentialsTransaction, admitted: _Admitted, declaration: TaskDeclaration) -> Task:
+        now = self._clock.now()
+        workflow = self._workflow(tx, declaration.workflow, admitted)
+        outside = within_workflow(declaration.details, workflow)
+        if outside:
+            msg = "requested beyond the workflow: " + "; ".join(outside[:5])
+            raise InvalidRequest(msg, field="authorization_details", details={"reason": "outside_workflow"})
+        self._check_audience(declaration)
+        if declaration.expected_duration <= dt.timedelta(0):
+            raise InvalidRequest("expected duration must be positive", field="expected_duration_seconds")
+        duration = min(declaration.expected_duration, workflow.max_duration, self._limits.max_task_duration)
+        deadline = now + duration
+        parent: Task | None = None
+        if declaration.parent_token is not None:
+            parent = self._delegating_parent(tx, declaration.parent_token)
+            outside = details_within(declaration.details, parent.details)
+            if outside:
+                msg = "a delegated task cannot widen its parent: " + "; ".join(outside[:5])
+                raise InvalidRequest(msg, field="authorization_details", details={"reason": "wider_than_parent"})
+            if parent.depth + 1 > self._limits.max_delegation_depth:
+                msg = f"delegation deeper than {self._limits.max_delegation_depth} is refused"
+                raise Forbidden(msg, details={"reason": "delegation_too_deep"})
+            if declaration.environment != parent.environment:
+                raise InvalidRequest("a delegated task runs in its parent's environment", field="environment")
+            deadline = min(deadline, parent.deadline)
+        principal = parent.principal if parent else _principal(declaration.principal)
+        return Task(
+            id=self._ids.new("task"),
+            agent_id=admitted.agent.id,
+            owner_id=admitted.owner_id,
+            function_id=admitted.function_id,
+            workflow_id=workflow.id,
+            workflow_ref=workflow.ref,
+            objective=parse_objective(declaration.objective),
+            details=declaration.details,
+            environment=declaration.environment,
+            audience=declaration.audience,
+            created_at=now,
+            deadline=deadline,
+            parent_id=parent.id if parent else None,
+            lineage=(parent.id, *parent.lineage) if parent else (),
+            principal=principal,
+            labels=dict(declaration.labels),
+        )
+
+    def _check_audience(self, declaration: TaskDeclaration) -> None:
+        audience = declaration.audience
+        if not audience or len(audience) > MAX_AUDIENCE or any(c.isspace() for c in audience):
+            raise InvalidRequest("audience is one tool (tool:<name>) or a configured gateway", field="audience")
+        tools = {d.tool for d in declaration.details}
+        if audience.startswith("tool:") and audience.removeprefix("tool:") in tools:
+            return
+        if audience in self._gateway_audiences:
+            return
+        msg = "audience must be tool:<name> of a requested tool, or a configured gateway audience"
+        raise InvalidRequest(msg, field="audience")
+
+    def _delegating_parent(self, tx: CredentialsTransaction, parent_token: str) -> Task:
+        # Only a credential minted for this issuer may delegate: a token sent to a tool cannot be
+        # relayed here by that tool to mint itself a child task (C10, token relay).
+        claims = self._verifier.verify_access_token(parent_token, audience=self._issuer)
+        task_id = claims.get("txn")
+        parent = tx.tasks.get_task(task_id) if isinstance(task_id, str) else None
+        if parent is None:
+            raise CredentialInvalid(details={"reason": "unknown_parent_task"})
+        reason = self._index.revoked_reason(
+            jti=str(claims.get("jti", "")),
+            task_id=parent.id,
+            lineage=parent.lineage,
+            epoch=int(claims.get("remit_epoch", -1)),
+        )
+        if reason is not None:
+            raise CredentialInvalid(details={"reason": reason})
+        self._require_live(tx, parent)
+        return parent
+
+    # ------------------------------------------------------------ the credential
+
+    def _classes(self, tx: CredentialsTransaction, task: Task) -> set[RiskClass]:
+        classes = set()
+        for detail in task.details:
+            tool = tx.registry.get_tool_by_name(detail.tool)
+            for action in detail.actions:
+                found = tool.action(action) if tool else None
+                if found is None:
+                    msg = f"{detail.tool}:{action} is not a registered action"
+                    raise InvalidRequest(msg, field="authorization_details")
+                classes.add(found.risk_class)
+        return classes
+
+    def _subject_and_act(
+        self, tx: CredentialsTransaction, agent: Agent, task: Task
+    ) -> tuple[str, dict[str, Any] | None]:
+        """`sub` and RFC 8693 §4.1 `act`: the current actor outermost, earlier delegating agents nested inside.
+
+        On behalf of a person, the person is the subject and every agent is an actor. Acting for
+        itself, the root agent of the delegation chain is the subject.
+        """
+        chain = [agent.binding.key]
+        for ancestor_id in task.lineage:
+            ancestor = tx.tasks.get_task(ancestor_id)
+            holder = tx.registry.get_agent(ancestor.agent_id) if ancestor else None
+            chain.append(holder.binding.key if holder else ancestor_id)
+        if task.principal is not None:
+            subject, actors = task.principal, chain
+        else:
+            subject, actors = chain[-1], chain[:-1]
+        act: dict[str, Any] | None = None
+        for actor in reversed(actors):
+            act = {"sub": actor, "act": act} if act else {"sub": actor}
+        return subject, act
+
+    def _prepare(
+        self,
+        tx: CredentialsTransaction,
+        agent: Agent,
+        workload: AttestedWorkload,
+        task: Task,
+        audience: str,
+        dpop_jkt: str | None,
+    ) -> tuple[IssuedCredential, dict[str, Any]]:
+        now = self._clock.now()
+        ttl = min(task.remaining(now), self._limits.ttl_for(self._classes(tx, task)))
+        if ttl <= dt.timedelta(0):
+            msg = f"task {task.id} has no time left"
+            raise TaskNotActive(msg, details={"state": "expired"})
+        expires_at = now + ttl
+        jti = self._ids.new("credential")
+        scoped = task if audience == task.audience else _with_audience(task, audience)
+        subject, act = self._subject_and_act(tx, agent, task)
+        claims = build_claims(
+            issuer=self._issuer,
+            task=scoped,
+            subject=subject,
+            agent_id=agent.id,
+            agent_identity=workload.binding_key,
+            jti=jti,
+            issued_at=now,
+            expires_at=expires_at,
+            act=act,
+            cnf_jkt=dpop_jkt,
+        )
+        tx.credentials.add_credential(
+            CredentialRecord(
+                jti=jti,
+                task_id=task.id,
+                agent_id=agent.id,
+                audience=audience,
+                epoch=task.epoch,
+                cnf_jkt=dpop_jkt,
+                issued_at=now,
+                expires_at=expires_at,
+            )
+        )
+        self._record(
+            tx,
+            "credential.issued",
+            agent,
+            task,
+            {
+                "jti_hmac": self._fingerprint(jti),
+                "audience": audience,
+                "expires_at": expires_at.isoformat(),
+                "ttl_seconds": int(ttl.total_seconds()),
+                "scope": claims["scope"],
+                "authorization_details": claims["authorization_details"],
+                "dpop_bound": dpop_jkt is not None,
+                "epoch": task.epoch,
+            },
+        )
+        issued = IssuedCredential(
+            token="",
+            jti=jti,
+            task_id=task.id,
+            audience=audience,
+            issued_at=now,
+            expires_at=expires_at,
+            scope=claims["scope"],
+            dpop_bound=dpop_jkt is not None,
+        )
+        return issued, claims
+
+    def _sign(self, issued: IssuedCredential, claims: Mapping[str, Any]) -> IssuedCredential:
+        # After commit: a record exists for every token that can exist, never the other way round.
+        token = self._signer.sign_access_token(claims)
+        return IssuedCredential(
+            token=token,
+            jti=issued.jti,
+            task_id=issued.task_id,
+            audience=issued.audience,
+            issued_at=issued.issued_at,
+            expires_at=issued.expires_at,
+            scope=issued.scope,
+            dpop_bound=issued.dpop_bound,
+        )
+
+    # ------------------------------------------------------------ audit
+
+    def _record(
+        self, tx: CredentialsTransaction, event_type: str, agent: Agent, task: Task, data: dict[str, Any]
+    ) -> None:
+        tx.audit.append(
+            AuditEvent(
+                id=self._ids.new("event"),
+                type=event_type,
+                occurred_at=self._clock.now(),
+                actor=AuditActor(ActorKind.AGENT, agent.id),
+                subject_kind="task",
+                subject_id=task.id,
+                data=data,
+                task_id=task.id,
+                agent_id=agent.id,
+                owner_id=task.owner_id,
+                function_id=task.function_id,
+                correlation_id=task.id,
+            )
+        )
+
+    def _record_refusal(self, workload: AttestedWorkload, subject: str, error: RemitError, channel: str) -> None:
+        """A refused issuance is recorded too, in its own transaction (the refused one rolled back)."""
+        try:
+            with self._uow() as tx:
+                agent = tx.registry.find_agent_by_binding(workload.binding_key)
+                tx.audit.append(
+                    AuditEvent(
+                        id=self._ids.new("event"),
+                        type="credential.refused",
+                        occurred_at=self._clock.now(),
+                        actor=AuditActor(ActorKind.AGENT, agent.id if agent else workload.binding_key),
+                        subject_kind="workload",
+                        subject_id=workload.binding_key,
+                        data={
+                            "code": error.code.value,
+                            "reason": str(error.details.get("reason", error.code.value)),
+                            "message": error.message,
+                            "requested": subject,
+                            "channel": channel,
+                        },
+                        agent_id=agent.id if agent else None,
+                        owner_id=agent.owner_id if agent else None,
+                        function_id=agent.function_id if agent else None,
+                    )
+                )
+        except RemitError:
+            # The refusal stands whether or not its record could be written; the caller sees the
+            # original error, and nothing was issued.
+            return
+
+
+def _principal(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    principal = raw.strip()
+    if not principal or len(principal) > MAX_PRINCIPAL or any(c.isspace() or ord(c) < 32 for c in principal):  # noqa: PLR2004
+        raise InvalidRequest("principal is one identifier of the person the task acts for", field="principal")
+    return principal
+
+
+def _with_audience(task: Task, audience: str) -> Task:
+    return replace(task, audience=audience)

@@ -1,0 +1,116 @@
+"""`verify(token, audience, proof)`: the one credential check every enforcement point uses.
+
+Order (each step only runs when the previous passed): parse → algorithm → signature (cached keys) →
+`typ` → `iss` → `aud` → time, all in the TokenVerifier adapter; then, here: claims shape →
+revocation (jti, task, lineage, epoch — from memory) → DPoP binding. The task deadline needs no
+check of its own: `exp` never passes it. No database
+read. Externally every failure is `credential_invalid`, `credential_expired` or
+`credential_revoked`; the precise reason stays in `details["reason"]` for the audit record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from remit.core.credentials.models import CLAIMS_VERSION, VerifiedCredential
+from remit.core.credentials.revocation_index import RevocationIndex
+from remit.core.credentials.tokens import TokenVerifier
+from remit.core.tasks.models import AuthorizationDetail, parse_authorization_details
+from remit.errors import CredentialInvalid, CredentialRevoked, InvalidRequest
+
+__all__ = ["DpopCheck", "ProofChecker", "Verifier"]
+
+
+class DpopCheck(Protocol):
+    """The request a DPoP proof must match (RFC 9449 §4.3)."""
+
+    @property
+    def proof(self) -> str | None: ...
+
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def url(self) -> str: ...
+
+
+class ProofChecker(Protocol):
+    """Verifies a DPoP proof for an access token and returns the proof key's thumbprint (`jkt`)."""
+
+    def check_proof(self, proof: str, *, method: str, url: str, access_token: str) -> str: ...
+
+
+def _claim(claims: Mapping[str, Any], name: str, kind: type) -> Any:  # noqa: ANN401 - narrowed by `kind`
+    value = claims.get(name)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+        raise CredentialInvalid(details={"reason": f"bad_claim:{name}"})
+    return value
+
+
+class Verifier:
+    """Verifies task credentials against signature, time, revocation, task state and DPoP binding."""
+
+    def __init__(self, tokens: TokenVerifier, index: RevocationIndex, *, proofs: ProofChecker | None = None) -> None:
+        self._tokens = tokens
+        self._index = index
+        self._proofs = proofs
+
+    def verify(self, token: str, *, audience: str, dpop: DpopCheck | None = None) -> VerifiedCredential:
+        claims = self._tokens.verify_access_token(token, audience=audience)
+        credential = self._parse(claims)
+        reason = self._index.revoked_reason(
+            jti=credential.jti, task_id=credential.task_id, lineage=credential.lineage, epoch=credential.epoch
+        )
+        if reason is not None:
+            raise CredentialRevoked(details={"reason": reason, "jti": credential.jti, "task_id": credential.task_id})
+        if credential.cnf_jkt is not None:
+            self._check_binding(credential, token, dpop)
+        return credential
+
+    def _check_binding(self, credential: VerifiedCredential, token: str, dpop: DpopCheck | None) -> None:
+        if dpop is None or dpop.proof is None:
+            raise CredentialInvalid(details={"reason": "dpop_proof_missing"})
+        if self._proofs is None:
+            raise CredentialInvalid(details={"reason": "dpop_unsupported"})
+        jkt = self._proofs.check_proof(dpop.proof, method=dpop.method, url=dpop.url, access_token=token)
+        if jkt != credential.cnf_jkt:
+            raise CredentialInvalid(details={"reason": "dpop_key_mismatch"})
+
+    @staticmethod
+    def _parse(claims: Mapping[str, Any]) -> VerifiedCredential:
+        if claims.get("remit_ver") != CLAIMS_VERSION:
+            raise CredentialInvalid(details={"reason": "bad_claim:remit_ver"})
+        raw_details = _claim(claims, "authorization_details", list)
+        try:
+            details: tuple[AuthorizationDetail, ...] = parse_authorization_details(raw_details)
+        except InvalidRequest as error:
+            raise CredentialInvalid(details={"reason": "bad_claim:authorization_details"}) from error
+        lineage = claims.get("remit_lineage", [])
+        if not isinstance(lineage, list) or not all(isinstance(t, str) for t in lineage):
+            raise CredentialInvalid(details={"reason": "bad_claim:remit_lineage"})
+        cnf = claims.get("cnf")
+        cnf_jkt = None
+        if cnf is not None:
+            if not isinstance(cnf, dict) or not isinstance(cnf.get("jkt"), str):
+                raise CredentialInvalid(details={"reason": "bad_claim:cnf"})
+            cnf_jkt = cnf["jkt"]
+        audience = claims.get("aud")
+        return VerifiedCredential(
+            jti=_claim(claims, "jti", str),
+            task_id=_claim(claims, "txn", str),
+            agent_id=_claim(claims, "remit_agent", str),
+            subject=_claim(claims, "sub", str),
+            client_id=_claim(claims, "client_id", str),
+            audience=audience if isinstance(audience, str) else "",
+            issued_at=dt.datetime.fromtimestamp(_claim(claims, "iat", int), tz=dt.UTC),
+            expires_at=dt.datetime.fromtimestamp(_claim(claims, "exp", int), tz=dt.UTC),
+            details=details,
+            lineage=tuple(lineage),
+            epoch=_claim(claims, "remit_epoch", int),
+            environment=_claim(claims, "remit_env", str),
+            cnf_jkt=cnf_jkt,
+            claims=dict(claims),
+        )
