@@ -96,6 +96,9 @@ class SqlTaskStore:
         query = select(tasks).where(tasks.c.state == TaskState.RUNNING.value, *conditions).order_by(tasks.c.id)
         return [_task(r) for r in self._c.execute(query)]
 
+    def running_tasks(self) -> Sequence[Task]:
+        return self._running()
+
     def running_tasks_of_agent(self, agent_id: str) -> Sequence[Task]:
         return self._running(tasks.c.agent_id == agent_id)
 

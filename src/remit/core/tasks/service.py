@@ -15,7 +15,7 @@ from typing import Any
 from remit.core.audit.models import AuditActor, AuditEvent
 from remit.core.clock import Clock
 from remit.core.ids import IdFactory
-from remit.core.registry.models import Page
+from remit.core.registry.models import Page, WorkflowState
 from remit.core.tasks.models import Task, TaskState, parse_objective
 from remit.core.tasks.ports import TaskTransaction, TaskUnitOfWork
 from remit.core.tasks.revocations import RevocationKind
@@ -186,6 +186,36 @@ class TaskService:
                     self._end(tx, current, TaskState.REVOKED, reason=reason, actor=actor)
         self._on_revocations()
         return len(tasks)
+
+    def reconcile(self) -> int:
+        """End running tasks whose agent, owner or workflow no longer allows them.
+
+        Registry reactions run after the registry change commits; a crash in between would leave
+        such tasks running. The sweeper runs this at start-up and periodically, closing that window.
+        """
+        ended = 0
+        with self._uow() as tx:
+            for task in tx.tasks.running_tasks():
+                agent = tx.registry.get_agent(task.agent_id)
+                owner = tx.registry.get_owner(task.owner_id)
+                workflow = tx.registry.get_workflow(task.workflow_id)
+                reason = (
+                    "agent_not_active"
+                    if agent is None or not agent.is_active
+                    else "owner_offboarded"
+                    if owner is None or not owner.is_active
+                    else "workflow_ended"
+                    if workflow is None or workflow.state is not WorkflowState.APPROVED
+                    else None
+                )
+                if reason is not None:
+                    current = tx.tasks.get_task(task.id)
+                    if current is not None and current.is_running:
+                        self._end(tx, current, TaskState.REVOKED, reason=reason, actor=AuditActor.system())
+                        ended += 1
+        if ended:
+            self._on_revocations()
+        return ended
 
     def expire_overdue(self, *, limit: int = 1000) -> int:
         """Record the end of running tasks past their deadline (their credentials already expired with them)."""

@@ -10,8 +10,11 @@ from tests.factories import make_agent, make_function, make_owner, make_tool, ma
 
 from remit.adapters.sql.engine import SqlDatabase
 from remit.core.audit.models import AuditActor
+from remit.core.credentials.revocation import subscribe_revocation_handlers
 from remit.core.credentials.revocation_index import RevocationIndex
+from remit.core.events import InProcessEventBus
 from remit.core.ids import SequentialIdFactory
+from remit.core.registry.models import AgentStatus
 from remit.core.registry.service import RegistryService
 from remit.core.tasks.models import Task, TaskState, parse_authorization_details
 from remit.core.tasks.revocations import RevocationKind
@@ -179,3 +182,41 @@ def test_finish_only_accepts_finishing_states(
     task = _start(database, clock, world, "tsk_1")
     with pytest.raises(InvalidRequest):
         tasks.finish(task.id, TaskState.REVOKED, reason="", actor=AGENT)
+
+
+def test_reconcile_ends_tasks_whose_agent_or_workflow_no_longer_allows_them(
+    database: SqlDatabase, clock: FrozenClock, world: dict[str, str], tasks: TaskService, registry: RegistryService
+) -> None:
+    """The sweeper closes the crash window between a registry change and its reaction."""
+    mine = _start(database, clock, world, "tsk_1")
+    theirs = _start(database, clock, world, "tsk_2", agent="other")
+    # Change the registry without any subscriber: as if the process died before reacting.
+    registry.set_agent_status(world["agent"], AgentStatus.SUSPENDED, reason="compromised", actor="sec")
+
+    assert tasks.reconcile() == 1
+
+    assert tasks.get(mine.id).state is TaskState.REVOKED
+    assert tasks.get(mine.id).end_reason == "agent_not_active"
+    assert tasks.get(theirs.id).is_running
+
+
+def test_registry_events_end_tasks_through_the_handlers(
+    database: SqlDatabase,
+    clock: FrozenClock,
+    world: dict[str, str],
+    tasks: TaskService,
+    registry: RegistryService,
+    bus: InProcessEventBus,
+) -> None:
+    """Suspending an agent (the kill switch) and retiring a workflow end the running tasks at once."""
+    subscribe_revocation_handlers(bus, tasks)
+    first = _start(database, clock, world, "tsk_1")
+    second = _start(database, clock, world, "tsk_2", agent="other")
+
+    registry.set_agent_status(world["agent"], AgentStatus.SUSPENDED, reason="compromised", actor="sec")
+    assert tasks.get(first.id).state is TaskState.REVOKED
+    assert tasks.get(second.id).is_running
+
+    registry.retire_workflow(world["workflow"], reason="replaced", actor="alice")
+    assert tasks.get(second.id).state is TaskState.REVOKED
+    assert tasks.get(second.id).end_reason == "workflow_retired"
