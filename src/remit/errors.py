@@ -7,6 +7,7 @@
   x Forbidden                403
     + AgentUntraceable, Denied, ApprovalRequired
   x NotFound                 404
+  x MethodNotAllowed         405
   x Conflict                 409
     + TaskNotActive
   x PayloadTooLarge          413
@@ -41,6 +42,7 @@ __all__ = [
     "Forbidden",
     "InternalError",
     "InvalidRequest",
+    "MethodNotAllowed",
     "NotFound",
     "PayloadTooLarge",
     "RateLimited",
@@ -73,6 +75,7 @@ class ErrorCode(StrEnum):
     UNAVAILABLE = "unavailable"
     AUDIT_UNAVAILABLE = "audit_unavailable"
     INTERNAL = "internal"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +248,13 @@ class InternalError(RemitError):
 
     code = ErrorCode.INTERNAL
     title = "Internal error"
+
+
+class MethodNotAllowed(RemitError):
+    """The resource exists but does not support this HTTP method."""
+
+    code = ErrorCode.METHOD_NOT_ALLOWED
+    title = "Method not allowed"
 
 
 def _all_error_classes() -> dict[ErrorCode, type[RemitError]]:

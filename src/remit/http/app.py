@@ -1,0 +1,113 @@
+"""`create_app(remit)`: the Litestar application, its routers, dependencies, error handling and OpenAPI."""
+
+from __future__ import annotations
+
+from litestar import Litestar, Router
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme, Tag
+
+from remit import __version__
+from remit.bootstrap import Remit
+from remit.core.registry.service import RegistryService
+from remit.http.auth import operator_actor, operator_guard
+from remit.http.boundary import Boundary
+from remit.http.metrics import HttpMetrics
+from remit.http.problems import exception_handlers
+from remit.http.routes import health
+from remit.http.routes.registry import (
+    AgentController,
+    FunctionController,
+    GrantController,
+    OwnerController,
+    ReportController,
+    ToolController,
+    WorkflowController,
+)
+
+__all__ = ["create_app"]
+
+OPERATOR_SCHEME = "operatorToken"
+
+
+def _openapi() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="Remit API",
+        version=__version__,
+        description=(
+            "Registry of owners, business functions, agents, tools, workflows and standing grants. "
+            "Every error is an RFC 9457 `application/problem+json` document with a stable `code`."
+        ),
+        path="/schema",
+        # Only machine-readable documents: no HTML page pulling scripts from elsewhere.
+        render_plugins=[JsonRenderPlugin(), YamlRenderPlugin()],
+        components=Components(
+            security_schemes={
+                OPERATOR_SCHEME: SecurityScheme(
+                    type="http", scheme="bearer", description="the operator token (`remit serve` prints where it is)"
+                )
+            }
+        ),
+        tags=[
+            Tag(name=name, description=text)
+            for name, text in (
+                ("owners", "accountable humans"),
+                ("functions", "business functions: why agents exist"),
+                ("agents", "workload identities traced to an owner and a function"),
+                ("tools", "actions with risk classes, resources with sensitivities"),
+                ("workflows", "versioned, approved lists of what a task may do"),
+                ("grants", "standing grants: reads of public or internal resources only"),
+                ("reports", "registry reports"),
+                ("health", "liveness, readiness and metrics"),
+            )
+        ],
+        use_handler_docstrings=True,
+    )
+
+
+def create_app(remit: Remit) -> Litestar:
+    """Build the ASGI application for a wired `Remit`; the caller owns (and closes) `remit`."""
+    metrics = HttpMetrics()
+
+    def provide_remit() -> Remit:
+        return remit
+
+    def provide_registry() -> RegistryService:
+        return remit.registry
+
+    def provide_metrics() -> HttpMetrics:
+        return metrics
+
+    v1 = Router(
+        path="/v1",
+        route_handlers=[
+            OwnerController,
+            FunctionController,
+            AgentController,
+            ReportController,
+            ToolController,
+            WorkflowController,
+            GrantController,
+        ],
+        guards=[operator_guard],
+        security=[{OPERATOR_SCHEME: []}],
+        dependencies={"actor": Provide(operator_actor, sync_to_thread=False)},
+    )
+    app = Litestar(
+        route_handlers=[v1, health.healthz, health.readyz, health.metrics],
+        dependencies={
+            "remit": Provide(provide_remit, sync_to_thread=False, use_cache=True),
+            "registry": Provide(provide_registry, sync_to_thread=False, use_cache=True),
+            "http_metrics": Provide(provide_metrics, sync_to_thread=False, use_cache=True),
+        },
+        exception_handlers=exception_handlers(),
+        request_max_body_size=remit.settings.server.max_body_bytes,
+        openapi_config=_openapi(),
+        state=State({"remit": remit}),
+        logging_config=None,
+        debug=False,
+    )
+    app.asgi_handler = Boundary(app.asgi_handler, metrics)
+    return app

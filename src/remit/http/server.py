@@ -1,0 +1,36 @@
+"""Serve the API with uvicorn: `remit serve` calls `serve(remit, host=…, port=…)` and blocks until stopped."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from uvicorn.config import LOGGING_CONFIG
+
+from remit.bootstrap import Remit
+from remit.http.app import create_app
+
+__all__ = ["serve", "uvicorn_config"]
+
+
+def uvicorn_config(remit: Remit, *, host: str, port: int, configure_logging: bool = True) -> uvicorn.Config:
+    """The uvicorn configuration Remit runs with; embedders and tests may keep their own logging set-up."""
+    return uvicorn.Config(
+        create_app(remit),
+        host=host,
+        port=port,
+        # The boundary logs one line per request without paths' values or headers; uvicorn's access
+        # log would print raw paths (owner emails) and query strings.
+        access_log=False,
+        server_header=False,
+        # Forwarded headers are not trusted until a deployment says which proxy to trust.
+        proxy_headers=False,
+        timeout_keep_alive=5,
+        timeout_graceful_shutdown=10,
+        lifespan="on",
+        log_config=LOGGING_CONFIG if configure_logging else None,
+    )
+
+
+def serve(remit: Remit, *, host: str, port: int) -> None:
+    """Run the API until interrupted; the caller keeps ownership of `remit` and closes it afterwards."""
+    uvicorn.Server(uvicorn_config(remit, host=host, port=port)).run()
