@@ -32,7 +32,7 @@ class RevocationService:
         clock: Clock,
         ids: IdFactory,
         fingerprint: Callable[[str], str],
-        on_revocations: Callable[[], None] = lambda: None,
+        on_revocations: Callable[[], object] = lambda: None,
     ) -> None:
         self._uow = uow
         self._clock = clock

@@ -41,7 +41,7 @@ class TaskService:
         *,
         clock: Clock,
         ids: IdFactory,
-        on_revocations: Callable[[], None] = lambda: None,
+        on_revocations: Callable[[], object] = lambda: None,
     ) -> None:
         self._uow = uow
         self._clock = clock
