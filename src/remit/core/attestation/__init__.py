@@ -1,0 +1,15 @@
+"""Workload attestation: turn a JWT-SVID or OIDC token into a verified, single-use workload identity."""
+
+from remit.core.attestation.models import Evidence, EvidenceKind, WorkloadIdentity
+from remit.core.attestation.ports import Attestor, ReplayGuard
+from remit.core.attestation.service import DEFAULT_MAX_EVIDENCE_LIFETIME, AttestationService
+
+__all__ = [
+    "DEFAULT_MAX_EVIDENCE_LIFETIME",
+    "AttestationService",
+    "Attestor",
+    "Evidence",
+    "EvidenceKind",
+    "ReplayGuard",
+    "WorkloadIdentity",
+]
