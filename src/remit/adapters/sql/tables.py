@@ -175,9 +175,25 @@ audit_events = Table(
     Column("function_id", String(ID), nullable=True),
     Column("correlation_id", String(64), nullable=True),
     Column("data", JSON, nullable=False),
+    # The hash chain (migration 0002): `seq` is the chain sequence, assigned without gaps under the
+    # chain lock; `hash` = SHA-256(prev_hash || JCS(record)), see remit.core.audit.chain.
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
     Index("ix_audit_events_task_id", "task_id"),
     Index("ix_audit_events_agent_id", "agent_id"),
     Index("ix_audit_events_type", "type"),
+)
+
+# Signed statements "the chain had head_hash at seq", made every N records or T seconds.
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("head_hash", String(64), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("key_id", String(128), nullable=False),
+    Column("algorithm", String(16), nullable=False),
+    Column("signature", String(256), nullable=False),
 )
 
 # ------------------------------------------------------------------ tasks and credentials

@@ -8,7 +8,18 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
 
-__all__ = ["ActorKind", "AuditActor", "AuditEvent"]
+__all__ = [
+    "GENESIS_HASH",
+    "ActorKind",
+    "AuditActor",
+    "AuditEvent",
+    "Checkpoint",
+    "Fault",
+    "FaultKind",
+    "SealedRecord",
+    "UnreadableRecord",
+    "VerificationReport",
+]
 
 
 class ActorKind(StrEnum):
@@ -54,3 +65,82 @@ class AuditEvent:
     owner_id: str | None = None
     function_id: str | None = None
     correlation_id: str | None = None
+
+
+# ------------------------------------------------------------------ the chain (see chain.py)
+
+# The previous hash of record 1: 32 zero bytes, hex-encoded. Fixed forever: changing it would
+# re-hash every chain ever written.
+GENESIS_HASH = "0" * 64
+
+
+@dataclass(frozen=True, slots=True)
+class SealedRecord:
+    """An audit event at its place in the chain: `hash = SHA-256(prev_hash || JCS(record))`."""
+
+    sequence: int
+    prev_hash: str
+    hash: str
+    event: AuditEvent
+    schema: int = AuditEvent.SCHEMA
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadableRecord:
+    """A stored row at `sequence` that could not even be decoded: it was altered."""
+
+    sequence: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A signed statement "the chain had `head_hash` at `sequence`", exportable for anchoring elsewhere."""
+
+    sequence: int
+    head_hash: str
+    created_at: dt.datetime
+    key_id: str
+    signature: str
+    algorithm: str = "Ed25519"
+
+
+class FaultKind(StrEnum):
+    """What verification found wrong, at the first place it went wrong."""
+
+    ALTERED = "altered"  # the record's content no longer matches its seal
+    MISSING = "missing"  # a sequence number is absent: a record was removed
+    REORDERED = "reordered"  # the record does not belong at this position (moved, replaced, or its link edited)
+    RESEALED = "resealed"  # a record was rewritten and re-hashed: the next one no longer links to it
+    TRUNCATED = "truncated"  # the log ends before a signed checkpoint
+    CHECKPOINT_MISMATCH = "checkpoint_mismatch"  # history under a signed checkpoint was rewritten
+    CHECKPOINT_FORGED = "checkpoint_forged"  # a checkpoint's signature does not verify with the audit key
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """One verification failure, located at a sequence number."""
+
+    kind: FaultKind
+    sequence: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationReport:
+    """The outcome of verifying the chain: `ok`, or the first fault and every checkpoint fault found."""
+
+    records_checked: int
+    head_sequence: int
+    head_hash: str
+    checkpoints_checked: int
+    latest_checkpoint: int | None
+    faults: tuple[Fault, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.faults
+
+    @property
+    def first_fault(self) -> Fault | None:
+        return min(self.faults, key=lambda f: f.sequence) if self.faults else None

@@ -1,7 +1,7 @@
 """Tasks, the revocation log, issued credentials and single-use evidence.
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
-down_revision = "0001"  # rebased onto 0002 once the audit chain migration lands
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
