@@ -17,14 +17,13 @@ from typing import Any
 from remit.core.audit.models import ActorKind, AuditActor, AuditEvent
 from remit.core.clock import Clock
 from remit.core.credentials.models import IssuedCredential, Limits, build_claims
+from remit.core.credentials.ports import Signer, TokenVerifier
 from remit.core.credentials.revocation_index import RevocationIndex
 from remit.core.credentials.tokens import (
     AttestedWorkload,
     CredentialRecord,
     CredentialsTransaction,
     CredentialsUnitOfWork,
-    TokenSigner,
-    TokenVerifier,
 )
 from remit.core.ids import IdFactory
 from remit.core.registry.models import Agent, AgentStatus, RiskClass, WorkflowState, WorkflowVersion
@@ -83,7 +82,7 @@ class IssuanceService:
         *,
         clock: Clock,
         ids: IdFactory,
-        signer: TokenSigner,
+        signer: Signer,
         verifier: TokenVerifier,
         index: RevocationIndex,
         issuer: str,
@@ -275,7 +274,7 @@ class IssuanceService:
     def _delegating_parent(self, tx: CredentialsTransaction, parent_token: str) -> Task:
         # Only a credential minted for this issuer may delegate: a token sent to a tool cannot be
         # relayed here by that tool to mint itself a child task (C10, token relay).
-        claims = self._verifier.verify_access_token(parent_token, audience=self._issuer)
+        claims = self._verifier.verify(parent_token, audience=self._issuer).claims
         task_id = claims.get("txn")
         parent = tx.tasks.get_task(task_id) if isinstance(task_id, str) else None
         if parent is None:
@@ -399,7 +398,7 @@ class IssuanceService:
 
     def _sign(self, issued: IssuedCredential, claims: Mapping[str, Any]) -> IssuedCredential:
         # After commit: a record exists for every token that can exist, never the other way round.
-        token = self._signer.sign_access_token(claims)
+        token = self._signer.sign(claims)
         return IssuedCredential(
             token=token,
             jti=issued.jti,

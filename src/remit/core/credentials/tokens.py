@@ -1,13 +1,12 @@
-"""Ports issuance and verification need: token signing and checking, credential records, attested identities."""
+"""Ports of issuance beyond signing (see ports.py): credential records, their transaction, attested identities."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from remit.core.tasks.ports import TaskTransaction
 
@@ -17,8 +16,6 @@ __all__ = [
     "CredentialStore",
     "CredentialsTransaction",
     "CredentialsUnitOfWork",
-    "TokenSigner",
-    "TokenVerifier",
 ]
 
 
@@ -29,22 +26,6 @@ class AttestedWorkload(Protocol):
     def binding_key(self) -> str:
         """The binding key: `spiffe://…` or `oidc:<issuer>#<subject>`."""
         ...
-
-
-class TokenSigner(Protocol):
-    """Signs access-token claims as an RFC 9068 `at+jwt` with the active key; returns the compact JWS."""
-
-    def sign_access_token(self, claims: Mapping[str, Any]) -> str: ...
-
-
-class TokenVerifier(Protocol):
-    """Checks an access token's form, algorithm, signature, `typ`, `iss`, `aud` and times.
-
-    Returns the claims, or raises CredentialInvalid / CredentialExpired with the precise reason in
-    `details["reason"]`. Revocation and task state are not its business.
-    """
-
-    def verify_access_token(self, token: str, *, audience: str) -> Mapping[str, Any]: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,12 +16,12 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from remit.core.credentials.models import CLAIMS_VERSION, VerifiedCredential
+from remit.core.credentials.ports import ProofVerifier, TokenVerifier
 from remit.core.credentials.revocation_index import RevocationIndex
-from remit.core.credentials.tokens import TokenVerifier
 from remit.core.tasks.models import AuthorizationDetail, parse_authorization_details
 from remit.errors import CredentialInvalid, CredentialRevoked, InvalidRequest
 
-__all__ = ["DpopCheck", "ProofChecker", "Verifier"]
+__all__ = ["DpopCheck", "Verifier"]
 
 
 class DpopCheck(Protocol):
@@ -37,12 +37,6 @@ class DpopCheck(Protocol):
     def url(self) -> str: ...
 
 
-class ProofChecker(Protocol):
-    """Verifies a DPoP proof for an access token and returns the proof key's thumbprint (`jkt`)."""
-
-    def check_proof(self, proof: str, *, method: str, url: str, access_token: str) -> str: ...
-
-
 def _claim(claims: Mapping[str, Any], name: str, kind: type) -> Any:  # noqa: ANN401 - narrowed by `kind`
     value = claims.get(name)
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
@@ -53,13 +47,13 @@ def _claim(claims: Mapping[str, Any], name: str, kind: type) -> Any:  # noqa: AN
 class Verifier:
     """Verifies task credentials against signature, time, revocation, task state and DPoP binding."""
 
-    def __init__(self, tokens: TokenVerifier, index: RevocationIndex, *, proofs: ProofChecker | None = None) -> None:
+    def __init__(self, tokens: TokenVerifier, index: RevocationIndex, *, proofs: ProofVerifier | None = None) -> None:
         self._tokens = tokens
         self._index = index
         self._proofs = proofs
 
     def verify(self, token: str, *, audience: str, dpop: DpopCheck | None = None) -> VerifiedCredential:
-        claims = self._tokens.verify_access_token(token, audience=audience)
+        claims = self._tokens.verify(token, audience=audience).claims
         credential = self._parse(claims)
         reason = self._index.revoked_reason(
             jti=credential.jti, task_id=credential.task_id, lineage=credential.lineage, epoch=credential.epoch
@@ -75,9 +69,10 @@ class Verifier:
             raise CredentialInvalid(details={"reason": "dpop_proof_missing"})
         if self._proofs is None:
             raise CredentialInvalid(details={"reason": "dpop_unsupported"})
-        jkt = self._proofs.check_proof(dpop.proof, method=dpop.method, url=dpop.url, access_token=token)
-        if jkt != credential.cnf_jkt:
-            raise CredentialInvalid(details={"reason": "dpop_key_mismatch"})
+        # Checks htm, htu, iat, single-use jti, ath and that the proof key is the bound key.
+        self._proofs.verify(
+            dpop.proof, method=dpop.method, url=dpop.url, access_token=token, expected_jkt=credential.cnf_jkt
+        )
 
     @staticmethod
     def _parse(claims: Mapping[str, Any]) -> VerifiedCredential:
