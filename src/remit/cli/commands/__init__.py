@@ -1,0 +1,1 @@
+"""One module per noun of the `remit` command line; each exposes `register(app)`."""

@@ -1,0 +1,337 @@
+"""RemitClient: one typed method per v1 registry endpoint; problem documents (RFC 9457) become RemitError.
+
+Every non-2xx answer is rebuilt into the matching `remit.errors` class from the problem's `code`, so
+callers write `except Conflict:`; a server that cannot be reached is `Unavailable`. The operator token
+travels only in the `Authorization` header and never appears in an error message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from types import TracebackType
+from typing import Any, Final, Self, TypeVar
+from urllib.parse import quote
+
+import httpx
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from remit.errors import (
+    Conflict,
+    Forbidden,
+    InternalError,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    RemitError,
+    Unauthenticated,
+    Unavailable,
+)
+from remit.wire.problem import Problem, error_from_problem
+from remit.wire.registry import (
+    AgentChange,
+    AgentIn,
+    AgentOut,
+    FunctionChange,
+    FunctionIn,
+    FunctionOut,
+    GrantIn,
+    GrantOut,
+    OffboardOut,
+    OwnerChange,
+    OwnerIn,
+    OwnerOut,
+    Page,
+    ReasonIn,
+    ToolChange,
+    ToolIn,
+    ToolOut,
+    TraceabilityOut,
+    UntraceableOut,
+    WorkflowApproveIn,
+    WorkflowChange,
+    WorkflowIn,
+    WorkflowOut,
+)
+
+__all__ = ["DEFAULT_SERVER", "DEFAULT_TIMEOUT_SECONDS", "RemitClient", "paginate"]
+
+DEFAULT_SERVER: Final = "http://127.0.0.1:8700"
+DEFAULT_TIMEOUT_SECONDS: Final = 10.0
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+# When a reply is not a problem document (a proxy in between, an old server), its status still says
+# which family of error it was.
+_ERROR_BY_STATUS: Final[Mapping[int, type[RemitError]]] = {
+    400: InvalidRequest,
+    401: Unauthenticated,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    413: PayloadTooLarge,
+    422: InvalidRequest,
+    429: RateLimited,
+    502: Unavailable,
+    503: Unavailable,
+    504: Unavailable,
+}
+
+
+def paginate(fetch: Callable[[str | None], Page[T]]) -> Iterator[T]:
+    """Yield every item of a listing, following `next_cursor` until the last page."""
+    after: str | None = None
+    while True:
+        page = fetch(after)
+        yield from page.items
+        if not page.next_cursor or page.next_cursor == after:
+            return
+        after = page.next_cursor
+
+
+def _ref(ref: str) -> str:
+    # A reference is an id, a name, an email or name@version: quote everything else so a ref can
+    # never climb out of its path segment ("../owners").
+    return quote(ref, safe="@")
+
+
+def _body(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json", exclude_unset=True)
+
+
+class RemitClient:
+    """A synchronous client for the Remit v1 API; use it as a context manager so the connection pool closes."""
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_SERVER,
+        *,
+        token: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        headers = {"Accept": "application/json, application/problem+json", "User-Agent": "remit-sdk"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout, transport=transport)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # ------------------------------------------------------------ transport
+
+    def _request(
+        self, method: str, path: str, *, json: Mapping[str, Any] | None = None, params: Mapping[str, Any] | None = None
+    ) -> httpx.Response:
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            response = self._http.request(method, path, json=json, params=clean)
+        except httpx.TimeoutException as exc:
+            msg = f"the Remit server at {self.base_url} did not answer in time"
+            raise Unavailable(msg) from exc
+        except httpx.TransportError as exc:
+            msg = f"could not reach the Remit server at {self.base_url} ({type(exc).__name__})"
+            raise Unavailable(msg) from exc
+        if response.is_success:
+            return response
+        raise self._error(response)
+
+    @staticmethod
+    def _error(response: httpx.Response) -> RemitError:
+        try:
+            problem = Problem.model_validate_json(response.content)
+        except ValidationError:
+            cls = _ERROR_BY_STATUS.get(response.status_code, InternalError)
+            return cls(f"the server answered HTTP {response.status_code} without a problem document")
+        return error_from_problem(problem)
+
+    def _call(
+        self,
+        model: type[M],
+        method: str,
+        path: str,
+        *,
+        body: BaseModel | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> M:
+        response = self._request(method, path, json=None if body is None else _body(body), params=params)
+        return _parse(model, response)
+
+    def _page(self, model: type[M], path: str, *, limit: int | None, after: str | None) -> Page[M]:
+        response = self._request("GET", path, params={"limit": limit, "after": after})
+        return _parse(Page[model], response)  # type: ignore[valid-type]
+
+    # ------------------------------------------------------------ health
+
+    def health(self) -> dict[str, Any]:
+        """GET /healthz: the server process is up."""
+        body: dict[str, Any] = self._request("GET", "/healthz").json()
+        return body
+
+    def ready(self) -> dict[str, Any]:
+        """GET /readyz: the server and its store are ready; Unavailable otherwise."""
+        body: dict[str, Any] = self._request("GET", "/readyz").json()
+        return body
+
+    # ------------------------------------------------------------ owners
+
+    def create_owner(self, owner: OwnerIn) -> OwnerOut:
+        return self._call(OwnerOut, "POST", "/v1/owners", body=owner)
+
+    def list_owners(self, *, limit: int | None = None, after: str | None = None) -> Page[OwnerOut]:
+        return self._page(OwnerOut, "/v1/owners", limit=limit, after=after)
+
+    def iter_owners(self) -> Iterator[OwnerOut]:
+        return paginate(lambda after: self.list_owners(after=after))
+
+    def get_owner(self, ref: str) -> OwnerOut:
+        return self._call(OwnerOut, "GET", f"/v1/owners/{_ref(ref)}")
+
+    def change_owner(self, ref: str, change: OwnerChange) -> OwnerOut:
+        return self._call(OwnerOut, "PATCH", f"/v1/owners/{_ref(ref)}", body=change)
+
+    def offboard_owner(self, ref: str, *, reason: str) -> OffboardOut:
+        """Offboard an owner: their agents are suspended and their credentials revoked."""
+        return self._call(OffboardOut, "POST", f"/v1/owners/{_ref(ref)}/offboard", body=ReasonIn(reason=reason))
+
+    # ------------------------------------------------------------ business functions
+
+    def create_function(self, function: FunctionIn) -> FunctionOut:
+        return self._call(FunctionOut, "POST", "/v1/functions", body=function)
+
+    def list_functions(self, *, limit: int | None = None, after: str | None = None) -> Page[FunctionOut]:
+        return self._page(FunctionOut, "/v1/functions", limit=limit, after=after)
+
+    def iter_functions(self) -> Iterator[FunctionOut]:
+        return paginate(lambda after: self.list_functions(after=after))
+
+    def get_function(self, ref: str) -> FunctionOut:
+        return self._call(FunctionOut, "GET", f"/v1/functions/{_ref(ref)}")
+
+    def change_function(self, ref: str, change: FunctionChange) -> FunctionOut:
+        return self._call(FunctionOut, "PATCH", f"/v1/functions/{_ref(ref)}", body=change)
+
+    # ------------------------------------------------------------ agents
+
+    def create_agent(self, agent: AgentIn) -> AgentOut:
+        return self._call(AgentOut, "POST", "/v1/agents", body=agent)
+
+    def list_agents(self, *, limit: int | None = None, after: str | None = None) -> Page[AgentOut]:
+        return self._page(AgentOut, "/v1/agents", limit=limit, after=after)
+
+    def iter_agents(self) -> Iterator[AgentOut]:
+        return paginate(lambda after: self.list_agents(after=after))
+
+    def get_agent(self, ref: str) -> AgentOut:
+        return self._call(AgentOut, "GET", f"/v1/agents/{_ref(ref)}")
+
+    def change_agent(self, ref: str, change: AgentChange) -> AgentOut:
+        return self._call(AgentOut, "PATCH", f"/v1/agents/{_ref(ref)}", body=change)
+
+    def suspend_agent(self, ref: str, *, reason: str) -> AgentOut:
+        return self._call(AgentOut, "POST", f"/v1/agents/{_ref(ref)}/suspend", body=ReasonIn(reason=reason))
+
+    def retire_agent(self, ref: str, *, reason: str) -> AgentOut:
+        return self._call(AgentOut, "POST", f"/v1/agents/{_ref(ref)}/retire", body=ReasonIn(reason=reason))
+
+    def reactivate_agent(self, ref: str, *, reason: str) -> AgentOut:
+        return self._call(AgentOut, "POST", f"/v1/agents/{_ref(ref)}/reactivate", body=ReasonIn(reason=reason))
+
+    def agent_traceability(self, ref: str) -> TraceabilityOut:
+        return self._call(TraceabilityOut, "GET", f"/v1/agents/{_ref(ref)}/traceability")
+
+    def untraceable_agents(self) -> list[UntraceableOut]:
+        """GET /v1/reports/untraceable: every agent without an active owner or a business function."""
+        return _parse_items(UntraceableOut, self._request("GET", "/v1/reports/untraceable"))
+
+    # ------------------------------------------------------------ tools
+
+    def create_tool(self, tool: ToolIn) -> ToolOut:
+        return self._call(ToolOut, "POST", "/v1/tools", body=tool)
+
+    def list_tools(self, *, limit: int | None = None, after: str | None = None) -> Page[ToolOut]:
+        return self._page(ToolOut, "/v1/tools", limit=limit, after=after)
+
+    def iter_tools(self) -> Iterator[ToolOut]:
+        return paginate(lambda after: self.list_tools(after=after))
+
+    def get_tool(self, ref: str) -> ToolOut:
+        return self._call(ToolOut, "GET", f"/v1/tools/{_ref(ref)}")
+
+    def change_tool(self, ref: str, change: ToolChange) -> ToolOut:
+        return self._call(ToolOut, "PATCH", f"/v1/tools/{_ref(ref)}", body=change)
+
+    # ------------------------------------------------------------ workflows
+
+    def create_workflow(self, workflow: WorkflowIn) -> WorkflowOut:
+        """Create the next version of a workflow, as a draft."""
+        return self._call(WorkflowOut, "POST", "/v1/workflows", body=workflow)
+
+    def list_workflows(self, *, limit: int | None = None, after: str | None = None) -> Page[WorkflowOut]:
+        return self._page(WorkflowOut, "/v1/workflows", limit=limit, after=after)
+
+    def iter_workflows(self) -> Iterator[WorkflowOut]:
+        return paginate(lambda after: self.list_workflows(after=after))
+
+    def get_workflow(self, ref: str) -> WorkflowOut:
+        """A workflow version by id or `name@version`."""
+        return self._call(WorkflowOut, "GET", f"/v1/workflows/{_ref(ref)}")
+
+    def change_workflow(self, ref: str, change: WorkflowChange) -> WorkflowOut:
+        return self._call(WorkflowOut, "PATCH", f"/v1/workflows/{_ref(ref)}", body=change)
+
+    def approve_workflow(self, ref: str, *, expected_hash: str | None = None) -> WorkflowOut:
+        body = WorkflowApproveIn(expected_hash=expected_hash) if expected_hash else WorkflowApproveIn()
+        return self._call(WorkflowOut, "POST", f"/v1/workflows/{_ref(ref)}/approve", body=body)
+
+    def retire_workflow(self, ref: str, *, reason: str) -> WorkflowOut:
+        return self._call(WorkflowOut, "POST", f"/v1/workflows/{_ref(ref)}/retire", body=ReasonIn(reason=reason))
+
+    def workflow_versions(self, name: str) -> list[WorkflowOut]:
+        """Every version of a workflow, oldest first."""
+        return _parse_items(WorkflowOut, self._request("GET", f"/v1/workflows/{_ref(name)}/versions"))
+
+    # ------------------------------------------------------------ standing grants
+
+    def create_grant(self, grant: GrantIn) -> GrantOut:
+        return self._call(GrantOut, "POST", "/v1/grants", body=grant)
+
+    def list_grants(self, *, limit: int | None = None, after: str | None = None) -> Page[GrantOut]:
+        return self._page(GrantOut, "/v1/grants", limit=limit, after=after)
+
+    def iter_grants(self) -> Iterator[GrantOut]:
+        return paginate(lambda after: self.list_grants(after=after))
+
+    def delete_grant(self, grant_id: str) -> None:
+        self._request("DELETE", f"/v1/grants/{_ref(grant_id)}")
+
+
+def _parse(model: type[M], response: httpx.Response) -> M:
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as exc:
+        msg = f"unexpected response from the server for {response.request.method} {response.request.url.path}"
+        raise InternalError(msg) from exc
+
+
+def _parse_items(model: type[M], response: httpx.Response) -> list[M]:
+    """A bare list, or a page/object with `items` (so a later paginated form stays readable)."""
+    try:
+        raw = response.json()
+        if isinstance(raw, dict):
+            raw = raw.get("items", raw)
+        return TypeAdapter(list[model]).validate_python(raw)  # type: ignore[valid-type]
+    except (ValueError, ValidationError) as exc:
+        msg = f"unexpected response from the server for {response.request.method} {response.request.url.path}"
+        raise InternalError(msg) from exc
