@@ -39,7 +39,10 @@ class Problem(BaseModel):
 
 def problem_from_error(error: RemitError, *, status: int, instance: str | None = None) -> Problem:
     """Build the problem document for an error; `details` become extension members."""
-    extras: dict[str, Any] = {k: v for k, v in error.details.items() if k not in Problem.model_fields}
+    # A failed authentication says only which family it failed in: the precise check (bad signature,
+    # unknown kid, wrong audience, replay...) goes to the audit record, never to the caller.
+    hidden = status == 401  # noqa: PLR2004 - RFC 9110 §15.5.2
+    extras: dict[str, Any] = {} if hidden else {k: v for k, v in error.details.items() if k not in Problem.model_fields}
     return Problem(
         type=DOCS_BASE + error.code.value,
         title=error.title,
