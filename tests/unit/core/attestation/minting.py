@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from joserfc import jws
-from joserfc.jwk import ECKey, OKPKey, RSAKey
+from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey
 from joserfc.jws import JWSRegistry
 
 Key = ECKey | OKPKey | RSAKey
+AnyKey = Key | OctKey
 
 
 def b64(data: bytes) -> str:
@@ -31,7 +32,7 @@ def segment(value: Mapping[str, Any] | str | bytes) -> str:
     return b64(json.dumps(value, separators=(",", ":")).encode())
 
 
-def sign(header: Mapping[str, Any], claims: Mapping[str, Any], key: Key) -> str:
+def sign(header: Mapping[str, Any], claims: Mapping[str, Any], key: AnyKey) -> str:
     """Sign with joserfc's algorithm implementation for header['alg'] (any alg, for forging tests too)."""
     signing_input = f"{segment(header)}.{segment(claims)}"
     signature = JWSRegistry.algorithms[header["alg"]].sign(signing_input.encode(), key)

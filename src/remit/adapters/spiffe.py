@@ -1,0 +1,236 @@
+"""Attestor for SPIFFE JWT-SVIDs, verified against SPIFFE trust bundles (one per trust domain, never merged).
+
+Standards: SPIFFE JWT-SVID (§2 header, §3 claims, §4 validation) and SPIFFE Trust Domain and Bundle (§4 the JWK
+Set format). What is enforced:
+
+* Bundles: a JWK Set per trust domain, loaded from a file or an https URL, cached and refreshed after
+  `spiffe_refresh_hint` seconds when present (clamped to [min_refresh, max_refresh]), else after
+  `default_refresh` (5 minutes, the spec's guidance). Only entries with `use: "jwt-svid"` and a `kid` are JWT
+  authorities; entries with another or no `use`, or an unknown `kty`, are ignored as the spec requires. A bundle
+  whose `keys` array is empty means the trust domain revoked its keys: every SVID from it is refused.
+* Header: compact serialization only; only `alg`, `kid` and `typ`; `typ`, if present, is `JWT` or `JOSE`; `alg`
+  in the allow-list (RS/ES/PS 256/384/512 as the JWT-SVID spec permits; never `none` or HMAC; EdDSA is not in the
+  spec's list). `kid` is required here: bundle JWT authorities always carry one.
+* Claims: `sub` is a workload SPIFFE ID whose trust domain selects the bundle (so a key of one trust domain can
+  never vouch for another); `aud` contains Remit's audience (and only it unless `single_audience=False`);
+  `exp` required; `nbf`/`iat` with bounded skew. `jti` is optional (single use is the service's job).
+
+Failures raise AttestationFailed with `details["reason"]`: `malformed`, `oversized`, `duplicate_claim`,
+`not_an_object`, `unsupported_crit`, `forbidden_header`, `wrong_typ`, `alg_not_allowed`, `bad_spiffe_id`,
+`unknown_trust_domain`, `bundle_revoked`, `missing_kid`, `kid_wrong_use`, `unknown_kid`, `bad_signature`,
+`missing_aud`, `wrong_aud`, `missing_claim`, `bad_claim`, `expired`, `not_yet_valid`, `iat_in_future`.
+A bundle that cannot be loaded at all raises Unavailable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import httpx
+
+from remit.adapters.jose import (
+    DEFAULT_LEEWAY,
+    KeySetCache,
+    VerificationKey,
+    check_audience,
+    check_times,
+    import_public_jwk,
+    parse_compact,
+    verify_signature,
+)
+from remit.core.attestation.models import MAX_EVIDENCE_BYTES, Evidence, EvidenceKind, WorkloadIdentity
+from remit.core.clock import Clock
+from remit.core.registry.models import SpiffeId
+from remit.errors import AttestationFailed, CredentialExpired, CredentialInvalid, InvalidRequest
+
+__all__ = [
+    "DEFAULT_BUNDLE_REFRESH",
+    "JWT_SVID_ALGORITHMS",
+    "BundleSource",
+    "JwtSvidAttestor",
+    "TrustBundle",
+    "parse_bundle",
+]
+
+JWT_SVID_ALGORITHMS: Final = ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512")
+DEFAULT_BUNDLE_REFRESH: Final = dt.timedelta(minutes=5)
+_JWT_SVID_USE: Final = "jwt-svid"
+_ALLOWED_HEADERS: Final = frozenset({"alg", "kid", "typ"})
+_ALLOWED_TYP: Final = frozenset({"JWT", "JOSE"})
+
+
+def _fail(reason: str) -> AttestationFailed:
+    return AttestationFailed(details={"reason": reason})
+
+
+@dataclass(frozen=True, slots=True)
+class BundleSource:
+    """Where the bundle of one trust domain comes from: a file path or an https URL."""
+
+    trust_domain: str
+    location: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrustBundle:
+    """The JWT authorities of one trust domain, parsed from a SPIFFE bundle (a JWK Set)."""
+
+    trust_domain: str
+    jwt_authorities: Mapping[str, VerificationKey]
+    other_use_kids: frozenset[str]
+    is_revoked: bool
+    sequence: int | None = None
+    refresh_hint: dt.timedelta | None = None
+
+
+def parse_bundle(trust_domain: str, document: Mapping[str, Any]) -> TrustBundle:
+    """Parse a SPIFFE bundle (Trust Domain and Bundle §4); a document without a `keys` array is TypeError."""
+    entries = document.get("keys")
+    if not isinstance(entries, list):
+        msg = "a SPIFFE bundle needs a keys array"
+        raise TypeError(msg)
+    authorities: dict[str, VerificationKey] = {}
+    other_use: set[str] = set()
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        kid = entry.get("kid")
+        if entry.get("use") != _JWT_SVID_USE:
+            # §4.2.1: an entry with an unknown or missing `use` is ignored.
+            if isinstance(kid, str):
+                other_use.add(kid)
+            continue
+        if not isinstance(kid, str) or not kid or kid in authorities:
+            continue
+        try:
+            authorities[kid] = import_public_jwk(entry)
+        except CredentialInvalid:
+            continue  # an unknown `kty` or a malformed key is ignored, not fatal
+    hint = document.get("spiffe_refresh_hint")
+    sequence = document.get("spiffe_sequence")
+    return TrustBundle(
+        trust_domain=trust_domain,
+        jwt_authorities=authorities,
+        other_use_kids=frozenset(other_use - set(authorities)),
+        is_revoked=not entries,
+        sequence=sequence if isinstance(sequence, int) and not isinstance(sequence, bool) else None,
+        refresh_hint=(
+            dt.timedelta(seconds=hint) if isinstance(hint, int) and not isinstance(hint, bool) and hint > 0 else None
+        ),
+    )
+
+
+class JwtSvidAttestor:
+    """Verifies JWT-SVIDs for Remit's audience against the configured trust bundles."""
+
+    def __init__(  # noqa: PLR0913 - each knob is a documented security bound
+        self,
+        sources: Iterable[BundleSource],
+        *,
+        audience: str,
+        clock: Clock,
+        http: httpx.Client | None = None,
+        algorithms: Iterable[str] = JWT_SVID_ALGORITHMS,
+        leeway: dt.timedelta = DEFAULT_LEEWAY,
+        single_audience: bool = True,
+        default_refresh: dt.timedelta = DEFAULT_BUNDLE_REFRESH,
+        min_refresh: dt.timedelta = dt.timedelta(seconds=10),
+        max_refresh: dt.timedelta = dt.timedelta(days=1),
+        max_stale: dt.timedelta = dt.timedelta(hours=1),
+        allow_http_loopback: bool = False,
+    ) -> None:
+        self._algorithms = frozenset(algorithms)
+        if not self._algorithms <= set(JWT_SVID_ALGORITHMS):
+            raise InvalidRequest("JWT-SVID algorithms must come from the JWT-SVID spec's list", field="algorithms")
+        if not audience:
+            raise InvalidRequest("an audience is required", field="audience")
+        self._audience = audience
+        self._leeway = leeway
+        self._single_audience = single_audience
+
+        def refresh_after(bundle: TrustBundle) -> dt.timedelta:
+            hint = bundle.refresh_hint or default_refresh
+            return max(min_refresh, min(hint, max_refresh))
+
+        self._bundles: dict[str, KeySetCache[TrustBundle]] = {}
+        for source in sources:
+            try:
+                domain = SpiffeId.parse(f"spiffe://{source.trust_domain}/x").trust_domain
+            except InvalidRequest:
+                raise InvalidRequest("not a SPIFFE trust domain", field="trust_bundles.trust_domain") from None
+            if domain in self._bundles:
+                raise InvalidRequest("one bundle per trust domain", field="trust_bundles.trust_domain")
+            self._bundles[domain] = KeySetCache(
+                source.location,
+                parse=lambda document, domain=domain: parse_bundle(domain, document),  # type: ignore[misc]
+                refresh_after=refresh_after,
+                clock=clock,
+                http=http,
+                min_refetch_interval=min_refresh,
+                max_stale=max_stale,
+                allow_http_loopback=allow_http_loopback,
+            )
+
+    @property
+    def kind(self) -> EvidenceKind:
+        return EvidenceKind.JWT_SVID
+
+    @property
+    def trust_domains(self) -> frozenset[str]:
+        return frozenset(self._bundles)
+
+    def attest(self, evidence: Evidence, *, now: dt.datetime) -> WorkloadIdentity:
+        try:
+            return self._attest(evidence.token, now=now)
+        except (CredentialInvalid, CredentialExpired) as exc:
+            raise _fail(str(exc.details.get("reason", "invalid"))) from None
+
+    def _attest(self, token: str, *, now: dt.datetime) -> WorkloadIdentity:
+        jws = parse_compact(token, max_bytes=MAX_EVIDENCE_BYTES)
+        header, claims = jws.header, jws.payload
+        if not _ALLOWED_HEADERS.issuperset(header):
+            raise _fail("forbidden_header")
+        if "typ" in header and header["typ"] not in _ALLOWED_TYP:
+            raise _fail("wrong_typ")
+        if jws.alg not in self._algorithms:
+            raise _fail("alg_not_allowed")
+        subject = claims.get("sub")
+        try:
+            spiffe_id = SpiffeId.parse(subject if isinstance(subject, str) else "")
+        except InvalidRequest:
+            raise _fail("bad_spiffe_id") from None
+        source = self._bundles.get(spiffe_id.trust_domain)
+        if source is None:
+            raise _fail("unknown_trust_domain")
+        kid = jws.kid
+        if kid is None:
+            raise _fail("missing_kid")
+        key = self._authority(source, kid)
+        if not verify_signature(jws, key):
+            raise _fail("bad_signature")
+        check_audience(claims, self._audience, single=self._single_audience)
+        expires_at, issued_at = check_times(claims, now=now, leeway=self._leeway)
+        jti = claims.get("jti")
+        return WorkloadIdentity.for_spiffe(
+            spiffe_id,
+            claims=claims,
+            jti=jti if isinstance(jti, str) and jti else None,
+            issued_at=issued_at,
+            expires_at=expires_at,
+        )
+
+    def _authority(self, source: KeySetCache[TrustBundle], kid: str) -> VerificationKey:
+        bundle = source.current()
+        key = bundle.jwt_authorities.get(kid)
+        if key is None and not bundle.is_revoked and kid not in bundle.other_use_kids:
+            bundle = source.refresh_now()  # a new authority may have been added since the last refresh
+            key = bundle.jwt_authorities.get(kid)
+        if bundle.is_revoked:
+            raise _fail("bundle_revoked")
+        if key is None:
+            raise _fail("kid_wrong_use" if kid in bundle.other_use_kids else "unknown_kid")
+        return key
