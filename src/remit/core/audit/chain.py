@@ -38,6 +38,7 @@ __all__ = [
     "checkpoint_payload",
     "checkpoint_to_json",
     "digest",
+    "ensure_sealable",
     "make_checkpoint",
     "record_document",
     "rfc3339",
@@ -122,6 +123,13 @@ def digest(prev_hash: str, canonical: bytes) -> str:
     except ValueError:
         previous = prev_hash.encode("utf-8", "surrogatepass")  # a damaged link still hashes, and fails
     return hashlib.sha256(previous + canonical).hexdigest()
+
+
+def ensure_sealable(event: AuditEvent) -> None:
+    """Raise `InvalidRequest` now if `event` could not be sealed (naive time, non-JSON data)."""
+    rfc3339(event.occurred_at)
+    if not _is_plain(event.data):
+        canonical_json(event.data)
 
 
 def seal(previous_hash: str, sequence: int, event: AuditEvent) -> SealedRecord:
