@@ -2,22 +2,43 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
+import logging
+import os
 import secrets
+import threading
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from remit.adapters.jose import AccessTokenSigner, AccessTokenVerifier, DpopVerifier, parse_compact
+from remit.adapters.keys import KeyRing, SigningAlgorithm, generate_kek_file, parse_kek, read_kek_file
+from remit.adapters.oidc import OidcAttestor, OidcIssuer
+from remit.adapters.spiffe import BundleSource, JwtSvidAttestor
+from remit.adapters.sql.credentials import SqlEvidenceUses
 from remit.adapters.sql.engine import SqlDatabase
 from remit.adapters.sql.migrate import current_revision, head_revision
 from remit.adapters.sql.migrate import upgrade as upgrade_schema
+from remit.adapters.sql.revocation_feed import RevocationFeed
+from remit.core.attestation.ports import Attestor
+from remit.core.attestation.service import AttestationService
 from remit.core.clock import Clock, SystemClock
+from remit.core.credentials.issuance import IssuanceService
+from remit.core.credentials.models import Limits, VerifiedCredential
+from remit.core.credentials.revocation import RevocationService, subscribe_revocation_handlers
+from remit.core.credentials.revocation_index import RevocationIndex
+from remit.core.credentials.verification import DpopCheck, Verifier
 from remit.core.events import InProcessEventBus
 from remit.core.ids import IdFactory, RandomIdFactory
+from remit.core.registry.models import RiskClass
 from remit.core.registry.service import RegistryService
-from remit.errors import Unauthenticated, Unavailable
+from remit.core.tasks.service import TaskService
+from remit.errors import CredentialInvalid, RemitError, Unauthenticated, Unavailable
 from remit.settings import Settings
+
+_log = logging.getLogger(__name__)
 
 __all__ = ["OperatorAuth", "Remit", "build", "ensure_operator_token", "upgrade_database"]
 
@@ -44,7 +65,7 @@ class OperatorAuth:
 
 @dataclass(slots=True)
 class Remit:
-    """The wired application: services plus what health checks need."""
+    """The wired application: services plus what health checks and background work need."""
 
     settings: Settings
     database: SqlDatabase
@@ -53,15 +74,82 @@ class Remit:
     bus: InProcessEventBus
     registry: RegistryService
     operator: OperatorAuth
+    key_ring: KeyRing
+    signer: AccessTokenSigner
+    tokens: AccessTokenVerifier
+    proofs: DpopVerifier
+    attestation: AttestationService
+    tasks: TaskService
+    issuance: IssuanceService
+    revocation: RevocationService
+    index: RevocationIndex
+    feed: RevocationFeed
+    verifier: Verifier
+    evidence_uses: SqlEvidenceUses
+    audit_key: bytes = field(repr=False)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _sweeper: threading.Thread | None = None
+
+    def fingerprint(self, value: str) -> str:
+        """HMAC-SHA256 of a sensitive value (a credential jti) for logs and audit: correlatable, not usable."""
+        return hmac.new(self.audit_key, value.encode(), hashlib.sha256).hexdigest()
+
+    def verify_own_credential(
+        self, token: str, *, dpop: DpopCheck | None = None, check_binding: bool = True
+    ) -> VerifiedCredential:
+        """Verify a task credential presented to Remit itself, whatever tool it is for.
+
+        Used only where the holder acts on its own task in ways that reduce access (finish it,
+        change its objective), so accepting any of our audiences is safe; the signature still
+        covers the audience, and revocation and DPoP binding are checked as everywhere else.
+        """
+        audience = parse_compact(token).payload.get("aud")
+        if not isinstance(audience, str):
+            raise CredentialInvalid(details={"reason": "wrong_aud"})
+        return self.verifier.verify(token, audience=audience, dpop=dpop, check_binding=check_binding)
 
     def check_ready(self) -> None:
-        """Raise Unavailable unless the store answers and its schema is current."""
+        """Raise Unavailable unless the store answers, its schema is current and revocations flow."""
         self.database.check()
         if current_revision(self.database.engine) != head_revision():
             msg = "the database schema is not current; run `remit db upgrade`"
             raise Unavailable(msg)
+        if not self.feed.healthy:
+            msg = "the revocation feed is not keeping up"
+            raise Unavailable(msg)
+
+    def start(self) -> None:
+        """Catch up on revocations, end what a crash left running, then start the background work."""
+        self.feed.refresh()
+        self.tasks.reconcile()
+        self.feed.start(interval_seconds=self.settings.credentials.revocation_poll_seconds)
+        if self._sweeper is None:
+            self._stop.clear()
+            self._sweeper = threading.Thread(target=self._sweep, name="remit-sweeper", daemon=True)
+            self._sweeper.start()
+
+    def sweep_once(self) -> None:
+        """Record expired tasks, close the registry-reaction crash window, and forget what can no longer matter."""
+        now = self.clock.now()
+        self.tasks.expire_overdue()
+        self.tasks.reconcile()
+        self.evidence_uses.purge(now)
+        longest = dt.timedelta(seconds=self.settings.credentials.max_task_duration_seconds)
+        self.index.prune(now - longest)
+
+    def _sweep(self) -> None:
+        while not self._stop.wait(30):
+            try:
+                self.sweep_once()
+            except RemitError:
+                _log.warning("sweeper: store unavailable; will retry")
 
     def close(self) -> None:
+        self._stop.set()
+        if self._sweeper is not None:
+            self._sweeper.join(timeout=5)
+            self._sweeper = None
+        self.feed.stop()
         self.database.dispose()
 
 
@@ -82,8 +170,6 @@ def ensure_operator_token(settings: Settings) -> tuple[str, bool]:
 
 def _write_private(path: Path, content: str) -> None:
     # Create with 0600 from the start: no window in which another user could read it.
-    import os  # noqa: PLC0415 - file-mode creation needs os.open
-
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(content)
@@ -105,15 +191,121 @@ def upgrade_database(settings: Settings) -> str | None:
         database.dispose()
 
 
+def _kek(settings: Settings) -> bytes:
+    """The key-encryption key: from settings, else the KEK file, generated (0600) on the embedded default."""
+    if settings.keys.kek is not None:
+        return parse_kek(settings.keys.kek.get_secret_value())
+    path = settings.kek_path
+    if not path.exists():
+        if settings.keys.kek_file is not None:
+            msg = f"the key-encryption key file {path} does not exist"
+            raise Unavailable(msg, details={"reason": "kek_missing"})
+        generate_kek_file(path)
+    return read_kek_file(path)
+
+
+def _audit_key(settings: Settings) -> bytes:
+    path = settings.audit_hmac_key_path
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _write_private(path, secrets.token_hex(32) + "\n")
+    return bytes.fromhex(path.read_text(encoding="ascii").strip())
+
+
+def _limits(settings: Settings) -> Limits:
+    c = settings.credentials
+    return Limits(
+        class_maximum={
+            RiskClass.READ: dt.timedelta(seconds=c.read_max_seconds),
+            RiskClass.WRITE: dt.timedelta(seconds=c.write_max_seconds),
+            RiskClass.DEPLOY: dt.timedelta(seconds=c.deploy_max_seconds),
+            RiskClass.PAYMENT: dt.timedelta(seconds=c.payment_max_seconds),
+            RiskClass.EXPORT: dt.timedelta(seconds=c.export_max_seconds),
+            RiskClass.ADMIN: dt.timedelta(seconds=c.admin_max_seconds),
+        },
+        max_delegation_depth=c.max_delegation_depth,
+        max_task_duration=dt.timedelta(seconds=c.max_task_duration_seconds),
+    )
+
+
+def _attestors(settings: Settings, clock: Clock) -> list[Attestor]:
+    attestation = settings.attestation
+    attestors: list[Attestor] = []
+    if attestation.spiffe_bundles:
+        attestors.append(
+            JwtSvidAttestor(
+                [BundleSource(trust_domain=b.trust_domain, location=b.bundle) for b in attestation.spiffe_bundles],
+                audience=settings.evidence_audience,
+                clock=clock,
+            )
+        )
+    if attestation.oidc_issuers:
+        attestors.append(
+            OidcAttestor(
+                [
+                    OidcIssuer(
+                        issuer=i.issuer,
+                        jwks=i.jwks,
+                        audience=i.audience,
+                        bound_claims=i.bound_claims,
+                        algorithms=tuple(i.algorithms),
+                    )
+                    for i in attestation.oidc_issuers
+                ],
+                clock=clock,
+                allow_http_loopback=attestation.allow_http_loopback,
+            )
+        )
+    return attestors
+
+
 def build(settings: Settings, *, clock: Clock | None = None, ids: IdFactory | None = None) -> Remit:
-    """Wire Remit from settings; the only place adapters are constructed."""
+    """Wire Remit from settings; the only place adapters are constructed. Call `start()` to run background work."""
     _prepare_home(settings)
     clock = clock or SystemClock()
     ids = ids or RandomIdFactory(lambda: int(clock.now().timestamp() * 1000))
     database = SqlDatabase.connect(settings.store_url)
     bus = InProcessEventBus()
     token, _ = ensure_operator_token(settings)
+    audit_key = _audit_key(settings)
+
+    def fingerprint(value: str) -> str:
+        return hmac.new(audit_key, value.encode(), hashlib.sha256).hexdigest()
+
     registry = RegistryService(database.transaction, clock=clock, ids=ids, bus=bus)
+    key_ring = KeyRing.open(
+        settings.keys_directory, _kek(settings), now=clock.now(), algorithm=SigningAlgorithm(settings.keys.algorithm)
+    )
+    issuer = settings.issuer_url
+    signer = AccessTokenSigner(key_ring)
+    tokens = AccessTokenVerifier(key_ring, issuer=issuer, clock=clock)
+    evidence_uses = SqlEvidenceUses(database.engine)
+    proofs = DpopVerifier(clock=clock, replay_guard=evidence_uses)
+    attestation = AttestationService(
+        _attestors(settings, clock),
+        replay_guard=evidence_uses,
+        clock=clock,
+        max_evidence_lifetime=dt.timedelta(seconds=settings.attestation.max_evidence_lifetime_seconds),
+    )
+    index = RevocationIndex()
+    feed = RevocationFeed(database, index, clock=clock)
+    tasks = TaskService(database.transaction, clock=clock, ids=ids, on_revocations=feed.refresh)
+    subscribe_revocation_handlers(bus, tasks)
+    issuance = IssuanceService(
+        database.transaction,
+        clock=clock,
+        ids=ids,
+        signer=signer,
+        verifier=tokens,
+        index=index,
+        issuer=issuer,
+        limits=_limits(settings),
+        fingerprint=fingerprint,
+        gateway_audiences=frozenset(settings.credentials.gateway_audiences),
+    )
+    revocation = RevocationService(
+        database.transaction, clock=clock, ids=ids, fingerprint=fingerprint, on_revocations=feed.refresh
+    )
     return Remit(
         settings=settings,
         database=database,
@@ -122,4 +314,17 @@ def build(settings: Settings, *, clock: Clock | None = None, ids: IdFactory | No
         bus=bus,
         registry=registry,
         operator=OperatorAuth.from_token(settings.operator_name, token),
+        key_ring=key_ring,
+        signer=signer,
+        tokens=tokens,
+        proofs=proofs,
+        attestation=attestation,
+        tasks=tasks,
+        issuance=issuance,
+        revocation=revocation,
+        index=index,
+        feed=feed,
+        verifier=Verifier(tokens, index, proofs=proofs),
+        evidence_uses=evidence_uses,
+        audit_key=audit_key,
     )

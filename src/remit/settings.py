@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
 
-__all__ = ["ServerSettings", "Settings", "StoreSettings"]
+__all__ = [
+    "AttestationSettings",
+    "CredentialSettings",
+    "KeySettings",
+    "OidcIssuerSettings",
+    "ServerSettings",
+    "Settings",
+    "SpiffeBundleSettings",
+    "StoreSettings",
+]
 
 DEFAULT_HOME = Path(".remit")
 
@@ -37,6 +54,57 @@ class ServerSettings(BaseModel):
     public_url: str = Field(default="", description="the URL clients use; defaults to http://host:port")
 
 
+class KeySettings(BaseModel):
+    """The signing key ring: private keys sealed with AES-GCM under the key-encryption key (KEK)."""
+
+    directory: Path | None = Field(default=None, description="key ring directory; empty means <home>/keys")
+    kek: SecretStr | None = Field(default=None, description="base64 of 32 random bytes; wins over kek_file")
+    kek_file: Path | None = Field(default=None, description="file holding the KEK; empty means <home>/kek")
+    algorithm: Literal["ES256", "EdDSA"] = "ES256"
+
+
+class SpiffeBundleSettings(BaseModel):
+    """One trust domain's SPIFFE bundle: a file path or an https URL."""
+
+    trust_domain: str
+    bundle: str
+
+
+class OidcIssuerSettings(BaseModel):
+    """One trusted OIDC issuer of workload tokens."""
+
+    issuer: str
+    jwks: str = Field(description="file path or https URL of the issuer's JWK Set")
+    audience: str
+    bound_claims: dict[str, str | int | bool] = Field(default_factory=dict)
+    algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"])
+
+
+class AttestationSettings(BaseModel):
+    """How workloads prove who they are."""
+
+    audience: str = Field(default="", description="the audience evidence must name; empty means the issuer URL")
+    spiffe_bundles: list[SpiffeBundleSettings] = Field(default_factory=list)
+    oidc_issuers: list[OidcIssuerSettings] = Field(default_factory=list)
+    max_evidence_lifetime_seconds: int = Field(default=600, ge=10, le=86_400)
+    allow_http_loopback: bool = Field(default=False, description="tests only: accept http:// JWKS on loopback")
+
+
+class CredentialSettings(BaseModel):
+    """Lifetimes and shapes of task credentials (C08, C13); defaults follow the risk tiers."""
+
+    read_max_seconds: int = Field(default=3600, ge=30, le=86_400)
+    write_max_seconds: int = Field(default=900, ge=30, le=86_400)
+    deploy_max_seconds: int = Field(default=900, ge=30, le=86_400)
+    payment_max_seconds: int = Field(default=300, ge=30, le=86_400)
+    export_max_seconds: int = Field(default=300, ge=30, le=86_400)
+    admin_max_seconds: int = Field(default=300, ge=30, le=86_400)
+    max_task_duration_seconds: int = Field(default=8 * 3600, ge=60, le=7 * 86_400)
+    max_delegation_depth: int = Field(default=2, ge=0, le=5)
+    gateway_audiences: list[str] = Field(default_factory=list)
+    revocation_poll_seconds: float = Field(default=0.5, ge=0.05, le=30)
+
+
 class Settings(BaseSettings):
     """Everything configurable, from the environment (REMIT_*, nested with __) or keyword arguments."""
 
@@ -48,6 +116,35 @@ class Settings(BaseSettings):
     operator_token: SecretStr | None = None
     operator_token_file: Path | None = None
     operator_name: str = Field(default="operator", pattern=r"^[a-z0-9][a-z0-9._@-]{0,62}$")
+    issuer: str = Field(default="", description="the `iss` of every credential; empty means the public URL")
+    keys: KeySettings = KeySettings()
+    attestation: AttestationSettings = AttestationSettings()
+    credentials: CredentialSettings = CredentialSettings()
+    audit_hmac_key_file: Path | None = Field(default=None, description="empty means <home>/audit-hmac-key")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - no .env files: configuration is explicit
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keyword arguments, then REMIT_* variables, then the YAML file named by REMIT_CONFIG (if any)."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config = os.environ.get("REMIT_CONFIG")
+        if config:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=Path(config)))
+        return (*sources, file_secret_settings)
+
+    @model_validator(mode="after")
+    def _credential_bounds(self) -> Settings:
+        limits = self.credentials
+        if limits.read_max_seconds > limits.max_task_duration_seconds:
+            msg = "credentials.read_max_seconds must be ≤ credentials.max_task_duration_seconds"
+            raise ValueError(msg)
+        return self
 
     @property
     def store_url(self) -> str:
@@ -61,10 +158,31 @@ class Settings(BaseSettings):
     def public_url(self) -> str:
         return self.server.public_url or f"http://{self.server.host}:{self.server.port}"
 
+    @property
+    def issuer_url(self) -> str:
+        return (self.issuer or self.public_url).rstrip("/")
+
+    @property
+    def evidence_audience(self) -> str:
+        return self.attestation.audience or self.issuer_url
+
+    @property
+    def keys_directory(self) -> Path:
+        return self.keys.directory or self.home / "keys"
+
+    @property
+    def kek_path(self) -> Path:
+        return self.keys.kek_file or self.home / "kek"
+
+    @property
+    def audit_hmac_key_path(self) -> Path:
+        return self.audit_hmac_key_file or self.home / "audit-hmac-key"
+
     def redacted(self) -> dict[str, object]:
         """The resolved configuration with secrets hidden, for `remit config show`."""
         shown = self.model_dump(mode="json")
         shown["operator_token"] = "**********" if self.operator_token else None
+        shown["keys"]["kek"] = "**********" if self.keys.kek else None
         shown["store"]["url"] = _hide_password(self.store_url)
         return shown
 

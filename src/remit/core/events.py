@@ -25,7 +25,7 @@ class EventBus(Protocol):
 
 
 class InProcessEventBus:
-    """Calls each handler synchronously, in subscription order, inside the caller's transaction."""
+    """Calls each handler synchronously, in subscription order; use cases publish after their commit (ADR 0005)."""
 
     def __init__(self) -> None:
         self._handlers: dict[type[DomainEvent], list[Callable[[Any], None]]] = defaultdict(list)

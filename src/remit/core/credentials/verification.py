@@ -52,7 +52,10 @@ class Verifier:
         self._index = index
         self._proofs = proofs
 
-    def verify(self, token: str, *, audience: str, dpop: DpopCheck | None = None) -> VerifiedCredential:
+    def verify(
+        self, token: str, *, audience: str, dpop: DpopCheck | None = None, check_binding: bool = True
+    ) -> VerifiedCredential:
+        """Verify for `audience`; `check_binding=False` only where the act can only reduce access (revocation)."""
         claims = self._tokens.verify(token, audience=audience).claims
         credential = self._parse(claims)
         reason = self._index.revoked_reason(
@@ -60,7 +63,7 @@ class Verifier:
         )
         if reason is not None:
             raise CredentialRevoked(details={"reason": reason, "jti": credential.jti, "task_id": credential.task_id})
-        if credential.cnf_jkt is not None:
+        if credential.cnf_jkt is not None and check_binding:
             self._check_binding(credential, token, dpop)
         return credential
 
