@@ -27,6 +27,7 @@ __all__ = [
 ]
 
 EXIT_OK: Final = 0
+_PIPED_WIDTH: Final = 400
 
 # One table per entrypoint (ARCHITECTURE.md §3): the CLI exit code of every ErrorCode.
 # 1 is a bug, 2 bad input, 3 who-are-you, 4 not-allowed, 5 not-found, 6 state conflict,
@@ -98,7 +99,9 @@ class Printer:
 
     def __init__(self, output: OutputFormat = OutputFormat.TABLE) -> None:
         self.output = output
-        self.out = Console(soft_wrap=True, highlight=False)
+        # Piped output (grep, awk) keeps one row per line: only a terminal wraps to its width.
+        piped_width = None if sys.stdout.isatty() else _PIPED_WIDTH
+        self.out = Console(soft_wrap=True, highlight=False, width=piped_width)
         self.err = Console(stderr=True, soft_wrap=True, highlight=False)
 
     @property

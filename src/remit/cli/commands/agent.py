@@ -183,7 +183,7 @@ def untraceable(ctx: typer.Context) -> None:
     with cli.client() as client:
         found = client.untraceable_agents()
     if cli.printer.is_json:
-        cli.printer.json({"items": [u.model_dump(mode="json") for u in found]})
+        cli.printer.json(found)  # the wire form: a list
         return
     cli.printer.rows(
         found,

@@ -85,7 +85,10 @@ def versions(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Workf
     cli = state(ctx)
     with cli.client() as client:
         found = client.workflow_versions(name)
-    cli.printer.rows(found, COLUMNS)
+    if cli.printer.is_json:
+        cli.printer.json(found)  # the wire form: a list, oldest first
+    else:
+        cli.printer.rows(found, COLUMNS)
 
 
 @workflows.command("change")
