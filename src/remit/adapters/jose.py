@@ -38,6 +38,7 @@ import hmac
 import ipaddress
 import json
 import math
+import re
 import threading
 
 from collections import OrderedDict
@@ -98,7 +99,7 @@ FORBIDDEN_ALGORITHMS: Final = frozenset({"none", "HS256", "HS384", "HS512"})
 RFC9068_REQUIRED_CLAIMS: Final = ("iss", "exp", "aud", "sub", "client_id", "iat", "jti")
 _MIN_RSA_BITS: Final = 2048
 _PRIVATE_MEMBERS: Final = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
-_SEGMENT_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+_COMPACT: Final = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 # NumericDate values beyond year 9999 are nonsense and would overflow datetime.
 _MAX_NUMERIC_DATE: Final = 253_402_300_799
 
@@ -137,10 +138,14 @@ def _reject_constant(name: str) -> object:
     raise ValueError(name)
 
 
+# One decoder for every strict parse: duplicate member names and NaN/Infinity are errors.
+_STRICT_JSON: Final = json.JSONDecoder(object_pairs_hook=_unique_object, parse_constant=_reject_constant)
+
+
 def _json_object(segment: str) -> dict[str, Any]:
     try:
         raw = b64url_decode(segment)
-        value = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_object, parse_constant=_reject_constant)
+        value = _STRICT_JSON.decode(raw.decode("utf-8"))
     except _DuplicateMemberError:
         raise _invalid("duplicate_claim") from None
     except (ValueError, RecursionError):
@@ -181,9 +186,9 @@ def parse_compact(token: str | bytes, *, max_bytes: int = MAX_TOKEN_BYTES) -> Co
             raise _invalid("malformed") from None
     if len(token) > max_bytes:
         raise _invalid("oversized")
-    parts = token.split(".")
-    if len(parts) != 3 or not all(parts) or not _SEGMENT_CHARS.issuperset(token.replace(".", "")):  # noqa: PLR2004
+    if not _COMPACT.fullmatch(token):
         raise _invalid("malformed")
+    parts = token.split(".")
     header = _json_object(parts[0])
     payload = _json_object(parts[1])
     try:
@@ -802,7 +807,7 @@ class KeySetCache(Generic[T]):
         if len(raw) > self._max_bytes:
             msg = "key set too large"
             raise ValueError(msg)
-        document = json.loads(raw, object_pairs_hook=_unique_object, parse_constant=_reject_constant)
+        document = _STRICT_JSON.decode(raw.decode("utf-8"))
         if not isinstance(document, dict):
             msg = "key set is not a JSON object"
             raise TypeError(msg)
