@@ -16,7 +16,7 @@ from remit.http.auth import operator_actor, operator_guard
 from remit.http.boundary import Boundary
 from remit.http.metrics import HttpMetrics
 from remit.http.problems import exception_handlers
-from remit.http.routes import health
+from remit.http.routes import health, oauth
 from remit.http.routes.registry import (
     AgentController,
     FunctionController,
@@ -26,6 +26,7 @@ from remit.http.routes.registry import (
     ToolController,
     WorkflowController,
 )
+from remit.http.routes.tasks import TaskController
 
 __all__ = ["create_app"]
 
@@ -60,6 +61,9 @@ def _openapi() -> OpenAPIConfig:
                 ("workflows", "versioned, approved lists of what a task may do"),
                 ("grants", "standing grants: reads of public or internal resources only"),
                 ("reports", "registry reports"),
+                ("tasks", "tasks and their credentials: declared by attested agents"),
+                ("oauth", "RFC 8693 token exchange, RFC 7662 introspection, RFC 7009 revocation"),
+                ("discovery", "JWKS and RFC 8414 metadata"),
                 ("health", "liveness, readiness and metrics"),
             )
         ],
@@ -96,7 +100,20 @@ def create_app(remit: Remit) -> Litestar:
         dependencies={"actor": Provide(operator_actor, sync_to_thread=False)},
     )
     app = Litestar(
-        route_handlers=[v1, health.healthz, health.readyz, health.metrics],
+        route_handlers=[
+            v1,
+            TaskController,
+            oauth.token,
+            oauth.introspect,
+            oauth.revoke,
+            oauth.jwks,
+            oauth.metadata,
+            health.healthz,
+            health.readyz,
+            health.metrics,
+        ],
+        # Catch up on revocations and start the revocation feed and sweeper with the server.
+        on_startup=[remit.start],
         dependencies={
             "remit": Provide(provide_remit, sync_to_thread=False, use_cache=True),
             "registry": Provide(provide_registry, sync_to_thread=False, use_cache=True),

@@ -1,0 +1,248 @@
+"""OAuth doors to the same functions: token exchange, introspection, revocation, discovery.
+
+RFC 8693 token exchange, RFC 7662 introspection, RFC 7009 revocation, RFC 8414 metadata and the JWKS.
+
+Token exchange runs exactly the issuance of `POST /v1/tasks`: `subject_token` is the workload evidence,
+`actor_token` a delegation credential of the parent task, the RFC 9396 `authorization_details` carry the
+tools and one `remit_task` detail with workflow, objective, duration and environment, and
+`resource`/`audience` name the one audience. Errors on these endpoints use the RFC 6749 §5.2 shape.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from typing import Annotated, Any, Final
+
+from litestar import Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
+
+from remit.bootstrap import Remit
+from remit.core.attestation.models import Evidence
+from remit.core.audit.models import ActorKind, AuditActor
+from remit.core.credentials.issuance import TaskDeclaration
+from remit.core.tasks.models import parse_authorization_details
+from remit.errors import (
+    AgentUntraceable,
+    AttestationFailed,
+    CredentialExpired,
+    CredentialInvalid,
+    CredentialRevoked,
+    Forbidden,
+    InvalidRequest,
+    RemitError,
+    TaskNotActive,
+    Unauthenticated,
+)
+from remit.http.auth import bearer_token
+from remit.http.mapping import duration_in
+from remit.http.routes.tasks import dpop_at_issuance
+from remit.wire.tasks import ACCESS_TOKEN_TYPE, TokenExchangeOut
+
+__all__ = ["introspect", "jwks", "metadata", "revoke", "token"]
+
+_log = logging.getLogger("remit.http")
+
+TOKEN_EXCHANGE: Final = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105 - a URN
+JWT_TYPE: Final = "urn:ietf:params:oauth:token-type:jwt"
+ID_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:id_token"  # noqa: S105 - a URN
+TASK_DETAIL: Final = "remit_task"
+_NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_MAX_FIELD: Final = 16_384
+
+Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
+
+
+def _oauth_error(error: str, description: str, status: int = 400) -> Response[dict[str, str]]:
+    """RFC 6749 §5.2 error body."""
+    return Response({"error": error, "error_description": description}, status_code=status, headers=_NO_STORE)
+
+
+def _oauth_error_for(failure: RemitError) -> Response[dict[str, str]]:
+    match failure:
+        case InvalidRequest() if failure.errors and str(failure.errors[0].loc[0]) == "authorization_details":
+            return _oauth_error("invalid_authorization_details", failure.message)
+        case InvalidRequest() if failure.errors and str(failure.errors[0].loc[0]) == "audience":
+            return _oauth_error("invalid_target", failure.message)
+        case InvalidRequest():
+            return _oauth_error("invalid_request", failure.message)
+        case AttestationFailed() | CredentialInvalid() | CredentialExpired() | CredentialRevoked():
+            # Which check failed stays in the audit record (ARCHITECTURE §3.6).
+            return _oauth_error("invalid_grant", "the subject or actor token was not accepted")
+        case AgentUntraceable() | Forbidden() | TaskNotActive():
+            return _oauth_error("invalid_grant", failure.message)
+    raise failure
+
+
+def _field(form: dict[str, str], name: str, *, required: bool = True) -> str | None:
+    value = form.get(name)
+    if value is None or value == "":
+        if required:
+            msg = f"{name} is required"
+            raise InvalidRequest(msg, field=name)
+        return None
+    if len(value) > _MAX_FIELD:
+        msg = f"{name} is too long"
+        raise InvalidRequest(msg, field=name)
+    return value
+
+
+def _declaration(form: dict[str, str]) -> TaskDeclaration:
+    raw = _field(form, "authorization_details")
+    try:
+        details = json.loads(raw or "")
+    except json.JSONDecodeError:
+        raise InvalidRequest("authorization_details is a JSON array", field="authorization_details") from None
+    if not isinstance(details, list):
+        raise InvalidRequest("authorization_details is a JSON array", field="authorization_details")
+    tasks = [d for d in details if isinstance(d, dict) and d.get("type") == TASK_DETAIL]
+    tools = [d for d in details if not (isinstance(d, dict) and d.get("type") == TASK_DETAIL)]
+    if len(tasks) != 1:
+        msg = f"exactly one authorization detail of type {TASK_DETAIL} declares the task"
+        raise InvalidRequest(msg, field="authorization_details")
+    task = tasks[0]
+    unknown = set(task) - {"type", "workflow", "objective", "expected_duration_seconds", "environment", "principal"}
+    if unknown:
+        msg = f"unknown member(s) of {TASK_DETAIL}: {', '.join(sorted(unknown))}"
+        raise InvalidRequest(msg, field="authorization_details")
+    duration = task.get("expected_duration_seconds")
+    if isinstance(duration, bool) or not isinstance(duration, int):
+        raise InvalidRequest("expected_duration_seconds is an integer", field="authorization_details")
+    for name in ("workflow", "objective", "environment"):
+        if not isinstance(task.get(name), str):
+            msg = f"{TASK_DETAIL}.{name} is a string"
+            raise InvalidRequest(msg, field="authorization_details")
+    audiences = [v for v in (form.get("resource"), form.get("audience")) if v]
+    if len(set(audiences)) != 1:
+        raise InvalidRequest("name exactly one resource or audience (C10)", field="audience")
+    principal = task.get("principal")
+    return TaskDeclaration(
+        workflow=task["workflow"],
+        objective=task["objective"],
+        details=parse_authorization_details(tools),
+        expected_duration=duration_in(max(1, min(duration, 7 * 86_400))),
+        environment=task["environment"],
+        audience=audiences[0],
+        parent_token=_field(form, "actor_token", required=False),
+        principal=principal if isinstance(principal, str) else None,
+    )
+
+
+@post(
+    "/oauth2/token",
+    status_code=200,
+    sync_to_thread=True,
+    tags=["oauth"],
+    security=[],
+    include_in_schema=True,
+)
+def token(data: Form, remit: NamedDependency[Remit], request: Request[Any, Any, Any]) -> Response[Any]:
+    """RFC 8693 token exchange: workload evidence (+ optional delegation actor token) → a task credential."""
+    grant_type = data.get("grant_type")
+    if grant_type == "refresh_token":
+        return _oauth_error("unauthorized_client", "agents never receive or use refresh tokens (C09)")
+    if grant_type != TOKEN_EXCHANGE:
+        return _oauth_error("unsupported_grant_type", f"only {TOKEN_EXCHANGE} is supported")
+    try:
+        kind = {JWT_TYPE: "jwt_svid", ID_TOKEN_TYPE: "oidc"}.get(data.get("subject_token_type", ""))
+        if kind is None:
+            raise InvalidRequest("subject_token_type must be the jwt or id_token URN", field="subject_token_type")
+        if data.get("actor_token") and data.get("actor_token_type") != ACCESS_TOKEN_TYPE:
+            raise InvalidRequest("actor_token_type must be the access_token URN", field="actor_token_type")
+        requested = data.get("requested_token_type")
+        if requested not in {None, "", ACCESS_TOKEN_TYPE}:
+            raise InvalidRequest("only access tokens are issued", field="requested_token_type")
+        evidence = Evidence.parse(kind, _field(data, "subject_token") or "")
+        declaration = _declaration(data)
+        identity = remit.attestation.attest(evidence)
+        task, issued = remit.issuance.start_task(
+            identity, declaration, dpop_jkt=dpop_at_issuance(remit, request), channel="token_exchange"
+        )
+    except RemitError as failure:
+        return _oauth_error_for(failure)
+    body = TokenExchangeOut(
+        access_token=issued.token,
+        token_type="DPoP" if issued.dpop_bound else "Bearer",
+        expires_in=issued.expires_in(),
+        scope=issued.scope,
+        authorization_details=[d.as_json() for d in task.details],
+        txn=task.id,
+    )
+    return Response(body, status_code=200, headers=_NO_STORE)
+
+
+@post("/oauth2/introspect", status_code=200, sync_to_thread=True, tags=["oauth"])
+def introspect(data: Form, remit: NamedDependency[Remit], request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+    """RFC 7662: is this credential active right now? Callers authenticate with the operator token."""
+    remit.operator.authenticate(bearer_token(request.headers.get("authorization")))
+    presented = data.get("token") or ""
+    try:
+        credential = remit.verify_own_credential(presented) if len(presented) <= _MAX_FIELD else None
+    except (Unauthenticated, InvalidRequest):
+        credential = None
+    if credential is None:
+        return Response({"active": False}, headers=_NO_STORE)
+    claims = dict(credential.claims)
+    claims.pop("remit_lineage", None)
+    return Response(
+        {**claims, "active": True, "token_type": "DPoP" if credential.cnf_jkt else "Bearer"}, headers=_NO_STORE
+    )
+
+
+@post("/oauth2/revoke", status_code=200, sync_to_thread=True, tags=["oauth"], security=[])
+def revoke(data: Form, remit: NamedDependency[Remit], request: Request[Any, Any, Any]) -> Response[None]:
+    """RFC 7009: revoke one credential. Its holder may (possession is the authority), and so may the operator.
+
+    Answers 200 whether or not the token was valid (RFC 7009 §2.2), so it reveals nothing.
+    """
+    presented = data.get("token") or ""
+    header = request.headers.get("authorization")
+    actor: AuditActor | None = None
+    if header:
+        actor = AuditActor(ActorKind.OPERATOR, remit.operator.authenticate(bearer_token(header)))
+    try:
+        # Revoking only reduces access, so a DPoP-bound token may be revoked without its proof.
+        credential = (
+            remit.verify_own_credential(presented, check_binding=False) if len(presented) <= _MAX_FIELD else None
+        )
+    except (Unauthenticated, InvalidRequest):
+        credential = None  # unknown, invalid, expired or already revoked: nothing to do
+    if credential is not None:
+        remit.revocation.revoke_credential(
+            credential.jti,
+            reason="revoked_by_holder" if actor is None else "revoked_by_operator",
+            actor=actor or AuditActor(ActorKind.AGENT, credential.agent_id),
+        )
+    return Response(None, status_code=200, headers=_NO_STORE)
+
+
+@get("/.well-known/jwks.json", sync_to_thread=False, tags=["discovery"], security=[])
+def jwks(remit: NamedDependency[Remit]) -> Response[dict[str, Any]]:
+    """The public keys that sign credentials: active, next and retired (during overlap)."""
+    return Response(remit.signer.jwks(), headers={"Cache-Control": "public, max-age=300"})
+
+
+@get("/.well-known/oauth-authorization-server", sync_to_thread=False, tags=["discovery"], security=[])
+def metadata(remit: NamedDependency[Remit]) -> dict[str, Any]:
+    """RFC 8414 authorization server metadata."""
+    issuer = remit.settings.issuer_url
+    base = remit.settings.public_url.rstrip("/")
+    return {
+        "issuer": issuer,
+        "token_endpoint": f"{base}/oauth2/token",
+        "introspection_endpoint": f"{base}/oauth2/introspect",
+        "revocation_endpoint": f"{base}/oauth2/revoke",
+        "jwks_uri": f"{base}/.well-known/jwks.json",
+        "grant_types_supported": [TOKEN_EXCHANGE],
+        "response_types_supported": [],
+        # No client secrets anywhere (C06): agents authenticate with workload evidence in the request.
+        "token_endpoint_auth_methods_supported": ["none"],
+        "introspection_endpoint_auth_methods_supported": ["bearer"],
+        "revocation_endpoint_auth_methods_supported": ["none", "bearer"],
+        "dpop_signing_alg_values_supported": list(remit.proofs.algorithms),
+        "authorization_details_types_supported": ["remit_tool", TASK_DETAIL],
+        "token_endpoint_auth_signing_alg_values_supported": ["ES256", "EdDSA"],
+    }

@@ -1,0 +1,238 @@
+"""The agent-facing task routes: declare a task and get its credential, re-issue, change objective, finish.
+
+Agents never hold operator tokens. They authenticate with workload evidence (to start a task or get a
+new credential) or with the task's own credential (to finish it or change its objective: acts that
+only ever reduce access). Operators may read and end any task with the operator token.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final
+
+from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody, Parameter, QueryParameter
+
+from remit.bootstrap import Remit
+from remit.core.attestation.models import Evidence
+from remit.core.audit.models import ActorKind, AuditActor
+from remit.core.credentials.issuance import TaskDeclaration
+from remit.core.credentials.models import IssuedCredential
+from remit.core.registry.service import MAX_PAGE
+from remit.core.tasks.models import Task, TaskState, parse_authorization_details
+from remit.errors import NotFound
+from remit.http.auth import bearer_token
+from remit.http.mapping import duration_in
+from remit.http.problems import problem_responses
+from remit.wire.registry import Page
+from remit.wire.tasks import (
+    CredentialOut,
+    EvidenceIn,
+    ObjectiveChange,
+    ReissueIn,
+    TaskEnd,
+    TaskIn,
+    TaskOut,
+    TaskStarted,
+)
+
+__all__ = ["TaskController", "caller_of", "credential_out", "task_out"]
+
+_NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_State = QueryParameter(name="state", description="only tasks in this state")
+_Id = Parameter(min_length=5, max_length=40, pattern=r"^tsk_[0-9a-z]{26}$", description="task id")
+
+
+def task_out(task: Task) -> TaskOut:
+    return TaskOut(
+        id=task.id,
+        agent_id=task.agent_id,
+        owner_id=task.owner_id,
+        function_id=task.function_id,
+        workflow=task.workflow_ref,
+        objective=task.objective,
+        authorization_details=[d.as_json() for d in task.details],
+        environment=task.environment,
+        audience=task.audience,
+        state=task.state.value,
+        created_at=task.created_at,
+        deadline=task.deadline,
+        ended_at=task.ended_at,
+        end_reason=task.end_reason,
+        parent_id=task.parent_id,
+        lineage=list(task.lineage),
+        principal=task.principal,
+        epoch=task.epoch,
+    )
+
+
+def credential_out(issued: IssuedCredential) -> CredentialOut:
+    return CredentialOut(
+        access_token=issued.token,
+        token_type="DPoP" if issued.dpop_bound else "Bearer",
+        expires_in=issued.expires_in(),
+        expires_at=issued.expires_at,
+        scope=issued.scope,
+        jti=issued.jti,
+    )
+
+
+def evidence_in(evidence: EvidenceIn) -> Evidence:
+    return Evidence.parse(evidence.kind, evidence.token)
+
+
+def request_url(remit: Remit, request: Request[Any, Any, Any]) -> str:
+    """The URL the client addressed, for DPoP `htu`: the configured public URL plus the request path."""
+    return remit.settings.public_url.rstrip("/") + request.url.path
+
+
+def dpop_at_issuance(remit: Remit, request: Request[Any, Any, Any]) -> str | None:
+    """A `DPoP` header at issuance binds the credential to the proof's key (RFC 9449 §5); returns its jkt."""
+    proof = request.headers.get("dpop")
+    if proof is None:
+        return None
+    return remit.proofs.verify(proof, method=request.method, url=request_url(remit, request)).jkt
+
+
+class _Dpop:
+    """The DPoP check of one request."""
+
+    def __init__(self, proof: str | None, method: str, url: str) -> None:
+        self.proof = proof
+        self.method = method
+        self.url = url
+
+
+def caller_of(remit: Remit, request: Request[Any, Any, Any]) -> tuple[AuditActor, str | None]:
+    """Who calls: the operator (no agent restriction) or an agent by its task credential (restricted to its task).
+
+    Returns the audit actor and, for an agent, the task id its credential is for.
+    """
+    header = request.headers.get("authorization") or ""
+    scheme, _, presented = header.strip().partition(" ")
+    presented = presented.strip()
+    if scheme.lower() == "dpop" or (scheme.lower() == "bearer" and presented.count(".") == 2):  # noqa: PLR2004 - JWS
+        dpop = _Dpop(request.headers.get("dpop"), request.method, request_url(remit, request))
+        credential = remit.verify_own_credential(presented, dpop=dpop)
+        return AuditActor(ActorKind.AGENT, credential.agent_id), credential.task_id
+    name = remit.operator.authenticate(bearer_token(header))
+    return AuditActor(ActorKind.OPERATOR, name), None
+
+
+def _own(task_id: str, credential_task: str | None) -> None:
+    if credential_task is not None and credential_task != task_id:
+        # A credential only speaks for its own task; another task reads as absent.
+        msg = f"no task {task_id!r}"
+        raise NotFound(msg)
+
+
+class TaskController(Controller):
+    """Tasks: declared by attested agents, ended by them or by operators."""
+
+    path = "/v1/tasks"
+    tags = ["tasks"]  # noqa: RUF012 - Litestar reads a plain list
+
+    @post(
+        "/",
+        status_code=201,
+        sync_to_thread=True,
+        responses=problem_responses(400, 401, 403, 409, 413, 503),
+        security=[],
+    )
+    def start(
+        self, data: JSONBody[TaskIn], remit: NamedDependency[Remit], request: Request[Any, Any, Any]
+    ) -> Response[TaskStarted]:
+        """Declare a task with workload evidence; returns the task and its first credential (shown once)."""
+        identity = remit.attestation.attest(evidence_in(data.evidence))
+        declaration = TaskDeclaration(
+            workflow=data.workflow,
+            objective=data.objective,
+            details=parse_authorization_details([d.model_dump() for d in data.authorization_details]),
+            expected_duration=duration_in(data.expected_duration_seconds),
+            environment=data.environment,
+            audience=data.audience,
+            parent_token=data.parent_token,
+            principal=data.principal,
+            labels=data.labels,
+        )
+        task, issued = remit.issuance.start_task(identity, declaration, dpop_jkt=dpop_at_issuance(remit, request))
+        return Response(
+            TaskStarted(task=task_out(task), credential=credential_out(issued)),
+            status_code=201,
+            headers={**_NO_STORE, "Location": f"/v1/tasks/{task.id}"},
+        )
+
+    @get("/", sync_to_thread=True, responses=problem_responses(400, 401, 503))
+    def list_tasks(
+        self,
+        remit: NamedDependency[Remit],
+        request: Request[Any, Any, Any],
+        limit: int = Parameter(default=100, ge=1, le=MAX_PAGE),
+        after: str | None = Parameter(default=None, max_length=40),
+        agent: str | None = Parameter(default=None, max_length=40, description="agent id"),
+        task_state: Annotated[TaskState | None, _State] = None,
+    ) -> Page[TaskOut]:
+        """List tasks (operator only), newest id last; filter by agent id and state."""
+        remit.operator.authenticate(bearer_token(request.headers.get("authorization")))
+        page = remit.tasks.list(limit=limit, after=after, agent_id=agent, state=task_state)
+        return Page[TaskOut](items=[task_out(t) for t in page.items], next_cursor=page.next_cursor)
+
+    @get("/{task_id:str}", sync_to_thread=True, responses=problem_responses(401, 404, 503))
+    def show(self, remit: NamedDependency[Remit], request: Request[Any, Any, Any], task_id: str = _Id) -> TaskOut:
+        """A task, for the operator or for the agent holding one of its credentials."""
+        _, own_task = caller_of(remit, request)
+        _own(task_id, own_task)
+        return task_out(remit.tasks.get(task_id))
+
+    @post("/{task_id:str}/end", status_code=200, sync_to_thread=True, responses=problem_responses(400, 401, 404, 409))
+    def end(
+        self,
+        data: JSONBody[TaskEnd],
+        remit: NamedDependency[Remit],
+        request: Request[Any, Any, Any],
+        task_id: str = _Id,
+    ) -> TaskOut:
+        """Finish a task (completed, failed, cancelled): every credential of it and its descendants dies."""
+        actor, own_task = caller_of(remit, request)
+        _own(task_id, own_task)
+        task = remit.tasks.finish(task_id, TaskState(data.outcome), reason=data.reason, actor=actor)
+        return task_out(task)
+
+    @post(
+        "/{task_id:str}/objective",
+        status_code=200,
+        sync_to_thread=True,
+        responses=problem_responses(400, 401, 404, 409),
+    )
+    def change_objective(
+        self,
+        data: JSONBody[ObjectiveChange],
+        remit: NamedDependency[Remit],
+        request: Request[Any, Any, Any],
+        task_id: str = _Id,
+    ) -> TaskOut:
+        """Change the objective: a context change that revokes every credential issued so far (C23)."""
+        actor, own_task = caller_of(remit, request)
+        _own(task_id, own_task)
+        return task_out(remit.tasks.change_objective(task_id, data.objective, actor=actor))
+
+    @post(
+        "/{task_id:str}/credentials",
+        status_code=201,
+        sync_to_thread=True,
+        responses=problem_responses(400, 401, 403, 404, 409),
+        security=[],
+    )
+    def reissue(
+        self,
+        data: JSONBody[ReissueIn],
+        remit: NamedDependency[Remit],
+        request: Request[Any, Any, Any],
+        task_id: str = _Id,
+    ) -> Response[CredentialOut]:
+        """A new credential for a running task, with fresh evidence; `audience` = the issuer for delegation."""
+        identity = remit.attestation.attest(evidence_in(data.evidence))
+        issued = remit.issuance.reissue(
+            identity, task_id, audience=data.audience, dpop_jkt=dpop_at_issuance(remit, request)
+        )
+        return Response(credential_out(issued), status_code=201, headers=_NO_STORE)
