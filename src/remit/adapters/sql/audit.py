@@ -85,8 +85,15 @@ def _row_values(record: SealedRecord) -> dict[str, Any]:
     }
 
 
+_SQLITE_TIME_LENGTH: Final = len("2026-01-15 09:00:00.000000")
+
+
 def _instant(value: object) -> dt.datetime:
     if isinstance(value, str):
+        # Only the exact form SQLite rows are written in: an equivalent spelling ("T" or "," for
+        # " " or ".") is still a changed stored value, and verification must see it.
+        if len(value) != _SQLITE_TIME_LENGTH or value[10] != " " or value[19] != ".":
+            raise ValueError(value)
         value = dt.datetime.fromisoformat(value)
     if not isinstance(value, dt.datetime):
         raise TypeError(type(value).__name__)

@@ -19,6 +19,7 @@ __all__ = ["AuditLog", "AuditPage"]
 
 _MAX_PAGE = 5000
 _MIN_HMAC_KEY_BYTES = 32
+_LOWEST_SEQUENCE = -(2**63)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +117,8 @@ class AuditLog:
     def verify(self, *, page_size: int = 5000, checkpoints: Sequence[Checkpoint] | None = None) -> VerificationReport:
         """Verify the whole log, streaming it in pages, against the stored (or the given, exported) checkpoints."""
         verifier = ChainVerifier(self._ledger.checkpoints() if checkpoints is None else checkpoints, self._signer)
-        after = 0
+        # Start below zero: a row moved to a sequence <= 0 must be seen (and reported), not skipped.
+        after = _LOWEST_SEQUENCE
         while True:
             page = self._ledger.read(after=after, limit=page_size)
             if not page or not verifier.feed(page):
