@@ -351,10 +351,10 @@ def _plan_workflow(desired: OrgWorkflow, state: ServerState) -> Step:  # noqa: P
         None if function_id == latest.function_id else f"function: {latest.function_id} → {desired.function}",
         _diff("description", latest.description, desired.description.strip()),
         "steps" if _norm(latest.steps) != _norm(desired.steps) else None,
-        _diff(
-            "max_duration",
-            format_duration(latest.max_duration_seconds),
-            format_duration(desired.max_duration),
+        None
+        if latest.max_duration_seconds == desired.max_duration
+        else (
+            f"max_duration: {format_duration(latest.max_duration_seconds)} → {format_duration(desired.max_duration)}"
         ),
     )
     next_version = f"version {latest.version + 1}{suffix}"

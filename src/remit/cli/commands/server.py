@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -14,7 +16,7 @@ from pydantic import ValidationError
 
 from remit.cli.context import invalid_from_validation, state
 from remit.cli.output import Printer
-from remit.errors import InvalidRequest, RemitError
+from remit.errors import InvalidRequest, RemitError, Unavailable
 from remit.sdk.client import DEFAULT_SERVER, RemitClient
 
 if TYPE_CHECKING:
@@ -50,6 +52,23 @@ def load_settings() -> Settings:
         raise InvalidRequest(f"configuration: {exc}") from None
 
 
+@contextlib.contextmanager
+def _store_errors(settings: Settings) -> Iterator[None]:
+    """The storage library's errors (it is not ours to import here) as one Unavailable line."""
+    try:
+        yield
+    except RemitError:
+        raise
+    except Exception as exc:  # any storage failure at start-up means "the store is unavailable"
+        msg = f"the store at {_redacted_url(settings)} is unavailable ({type(exc).__name__})"
+        raise Unavailable(msg) from exc
+
+
+def _redacted_url(settings: Settings) -> str:
+    store = settings.redacted().get("store")
+    return str(store.get("url")) if isinstance(store, dict) else "(configured store)"
+
+
 def serve(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option("--host", help="Listen address (default REMIT_SERVER__HOST).")] = None,
@@ -82,15 +101,18 @@ def serve(
     settings = load_settings()
     host = host or settings.server.host
     port = port or settings.server.port
-    if init:
-        upgrade_database(settings)
-    elif settings.operator_token is None and not settings.token_file.exists():
+    if not init and settings.operator_token is None and not settings.token_file.exists():
         msg = f"no operator token at {settings.token_file}: run `remit serve --init` once, or set REMIT_OPERATOR_TOKEN"
         raise InvalidRequest(msg)
-    token, created = ensure_operator_token(settings)
-    remit = build(settings)
+    with _store_errors(settings):
+        if init:
+            upgrade_database(settings)
+        token, created = ensure_operator_token(settings)
+        remit = build(settings)
     try:
-        if (init if seed is None else seed) and _registry_is_empty(remit):
+        with _store_errors(settings):
+            seeding = (init if seed is None else seed) and _registry_is_empty(remit)
+        if seeding:
             _seed_when_up(f"http://{_client_host(host)}:{port}", token, seed_file, printer)
         if created:
             _announce_token(token, settings.token_file, host, port)
@@ -171,7 +193,9 @@ def db_upgrade(ctx: typer.Context) -> None:
     """Apply every pending migration to the configured store."""
     from remit.bootstrap import upgrade_database  # noqa: PLC0415 - server-only
 
-    revision = upgrade_database(load_settings())
+    settings = load_settings()
+    with _store_errors(settings):
+        revision = upgrade_database(settings)
     printer = state(ctx).printer
     if printer.is_json:
         printer.json({"revision": revision})
@@ -185,11 +209,17 @@ def db_current(ctx: typer.Context) -> None:
     from remit.adapters.sql.engine import SqlDatabase  # noqa: PLC0415 - server-only
     from remit.adapters.sql.migrate import current_revision, head_revision  # noqa: PLC0415 - server-only
 
-    database = SqlDatabase.connect(load_settings().store_url)
-    try:
-        current, head = current_revision(database.engine), head_revision()
-    finally:
-        database.dispose()
+    settings = load_settings()
+    current: str | None = None
+    head = head_revision()
+    # The embedded default: no file yet means no schema yet (connecting would create an empty file).
+    if settings.store.url or (settings.home / "remit.db").exists():
+        with _store_errors(settings):
+            database = SqlDatabase.connect(settings.store_url)
+            try:
+                current = current_revision(database.engine)
+            finally:
+                database.dispose()
     printer = state(ctx).printer
     if printer.is_json:
         printer.json({"current": current, "head": head, "up_to_date": current == head})
