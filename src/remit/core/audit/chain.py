@@ -61,16 +61,26 @@ def rfc3339(moment: dt.datetime) -> str:
 
 def _is_plain(value: object) -> bool:
     """Whether `json.dumps` renders `value` exactly as JCS would (no floats, no unsafe integers)."""
-    kind = type(value)
-    if kind is str or kind is bool or value is None:
-        return True
-    if kind is int:
-        return -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER  # type: ignore[operator]
-    if kind is dict:
-        return all(type(k) is str and _is_plain(v) for k, v in value.items())  # type: ignore[attr-defined]
-    if kind is list or kind is tuple:
-        return all(_is_plain(v) for v in value)  # type: ignore[attr-defined]
-    return False
+    # Iterative on purpose: this runs for every record sealed or verified.
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is int:
+            if not -_MAX_SAFE_INTEGER <= item <= _MAX_SAFE_INTEGER:  # type: ignore[operator]
+                return False
+        elif kind is dict:
+            for key, child in item.items():  # type: ignore[attr-defined]
+                if type(key) is not str:
+                    return False
+                pending.append(child)
+        elif kind is list or kind is tuple:
+            pending.extend(item)  # type: ignore[arg-type]
+        else:
+            return False
+    return True
 
 
 def canonical_json(value: object) -> bytes:
