@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
@@ -105,6 +107,15 @@ class CredentialSettings(BaseModel):
     revocation_poll_seconds: float = Field(default=0.5, ge=0.05, le=30)
 
 
+class _EnvSource(EnvSettingsSource):
+    """REMIT_* variables, except that a plain-URL REMIT_SERVER (the CLI's "which server") is not our section."""
+
+    def prepare_field_value(self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool) -> Any:  # noqa: ANN401 - pydantic-settings' signature
+        if field_name == "server" and isinstance(value, str) and not value.lstrip().startswith("{"):
+            value = None  # build the section from REMIT_SERVER__* alone
+        return super().prepare_field_value(field_name, field, value, value_is_complex)
+
+
 class Settings(BaseSettings):
     """Everything configurable, from the environment (REMIT_*, nested with __) or keyword arguments."""
 
@@ -132,11 +143,18 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Keyword arguments, then REMIT_* variables, then the YAML file named by REMIT_CONFIG (if any)."""
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        del env_settings  # replaced by _EnvSource, which knows REMIT_SERVER belongs to the CLI
+        sources: list[PydanticBaseSettingsSource] = [init_settings, _EnvSource(settings_cls)]
         config = os.environ.get("REMIT_CONFIG")
         if config:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=Path(config)))
         return (*sources, file_secret_settings)
+
+    @field_validator("server", mode="before")
+    @classmethod
+    def _not_the_cli_server_url(cls, value: object) -> object:
+        # REMIT_SERVER is the CLI's "which server to talk to" URL; it is not this listener section.
+        return ServerSettings() if value is None or isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _credential_bounds(self) -> Settings:

@@ -81,16 +81,16 @@ def declaration(**overrides: object) -> TaskDeclaration:
     return TaskDeclaration(**values)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def stack(
+def make_stack(
     database: SqlDatabase,
     clock: FrozenClock,
     ids: SequentialIdFactory,
     bus: InProcessEventBus,
     registry: RegistryService,
-    tmp_path: Path,
+    keys: Path,
 ) -> Stack:
-    ring = KeyRing.open(tmp_path / "keys", os.urandom(32), now=clock.now())
+    """The whole credential stack plus a small organisation: three agents of one function, one approved workflow."""
+    ring = KeyRing.open(keys, os.urandom(32), now=clock.now())
     signer = AccessTokenSigner(ring)
     tokens = AccessTokenVerifier(ring, issuer=ISSUER, clock=clock)
     index = RevocationIndex()
@@ -139,3 +139,15 @@ def stack(
         database=database,
         ring=ring,
     )
+
+
+@pytest.fixture
+def stack(
+    database: SqlDatabase,
+    clock: FrozenClock,
+    ids: SequentialIdFactory,
+    bus: InProcessEventBus,
+    registry: RegistryService,
+    tmp_path: Path,
+) -> Stack:
+    return make_stack(database, clock, ids, bus, registry, tmp_path / "keys")
