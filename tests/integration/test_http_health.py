@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import secrets
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from pydantic import SecretStr
-from tests.integration.conftest import POSTGRES_ADMIN_URL, LiveServer, running, sqlite_settings
+from sqlalchemy import create_engine, text
+from tests.integration.conftest import POSTGRES_ADMIN_URL, LiveServer, running
 
+from remit.bootstrap import upgrade_database
 from remit.settings import Settings, StoreSettings
 
 PROBLEM = "application/problem+json"
@@ -33,12 +36,15 @@ def test_readyz_is_ready_on_a_migrated_store(live_server: LiveServer) -> None:
     assert response.json() == {"status": "ready"}
 
 
-def test_readyz_is_unavailable_on_an_unmigrated_store(tmp_path: Path) -> None:
-    """/readyz answers a 503 `unavailable` problem while the SQLite schema has never been migrated."""
-    token = secrets.token_urlsafe(16)
-    with running(sqlite_settings(tmp_path, token), token) as live:
-        response = httpx.get(f"{live.url}/readyz")
-        healthz = httpx.get(f"{live.url}/healthz")
+def test_readyz_is_unavailable_when_the_schema_is_not_current(live_server: LiveServer, tmp_path: Path) -> None:
+    """/readyz answers a 503 `unavailable` problem once the SQLite file is replaced by an un-migrated one."""
+    database = tmp_path / "remit.db"
+    live_server.remit.database.engine.dispose()
+    for leftover in (database, database.with_name("remit.db-wal"), database.with_name("remit.db-shm")):
+        leftover.unlink(missing_ok=True)
+
+    response = httpx.get(f"{live_server.url}/readyz")
+    healthz = httpx.get(f"{live_server.url}/healthz")
 
     assert response.status_code == 503
     assert response.headers["content-type"] == PROBLEM
@@ -47,18 +53,46 @@ def test_readyz_is_unavailable_on_an_unmigrated_store(tmp_path: Path) -> None:
     assert healthz.status_code == 200  # alive, just not ready
 
 
-@pytest.mark.postgres
-def test_readyz_is_unavailable_when_the_database_does_not_exist(postgres_url: str) -> None:
-    """/readyz answers 503 when the PostgreSQL database it points at does not exist."""
-    base, _, _ = POSTGRES_ADMIN_URL.rpartition("/")
-    missing = f"{base}/remit_missing_{secrets.token_hex(4)}"
-    token = secrets.token_urlsafe(16)
-    settings = Settings(store=StoreSettings(url=missing), operator_token=SecretStr(token))
-    with running(settings, token) as live:
-        response = httpx.get(f"{live.url}/readyz")
+@pytest.fixture
+def scratch_postgres_url(postgres_url: str) -> Iterator[str]:
+    """A migrated PostgreSQL database of its own, dropped (if still there) after the test."""
+    name = f"remit_ready_{secrets.token_hex(4)}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        base, _, _ = POSTGRES_ADMIN_URL.rpartition("/")
+        yield f"{base}/{name}"
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
 
-    assert response.status_code == 503
-    assert response.json()["code"] == "unavailable"
+
+@pytest.mark.postgres
+def test_readyz_is_unavailable_when_the_database_is_gone(scratch_postgres_url: str) -> None:
+    """/readyz answers 200, then 503 once the PostgreSQL database it points at has been dropped."""
+    token = secrets.token_urlsafe(16)
+    settings = Settings(store=StoreSettings(url=scratch_postgres_url), operator_token=SecretStr(token))
+    upgrade_database(settings)
+    name = scratch_postgres_url.rpartition("/")[2]
+    with running(settings, token) as live:
+        before = httpx.get(f"{live.url}/readyz")
+        admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        finally:
+            admin.dispose()
+        after = httpx.get(f"{live.url}/readyz")
+        registry = httpx.get(f"{live.url}/v1/owners", headers=live.auth)
+
+    assert before.status_code == 200
+    assert after.status_code == 503
+    assert after.json()["code"] == "unavailable"
+    assert registry.status_code == 503
+    assert registry.json()["code"] == "unavailable"
+    assert name not in after.text + registry.text
 
 
 def test_metrics_needs_the_operator_token(live_server: LiveServer) -> None:

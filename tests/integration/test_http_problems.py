@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -220,14 +221,19 @@ def test_an_unauthenticated_oversized_body_is_refused_as_unauthenticated(small_b
     assert_problem(response, ErrorCode.UNAUTHENTICATED, path="/v1/owners")
 
 
-def test_a_store_that_cannot_be_opened_is_unavailable(tmp_path: Path) -> None:
-    """When the store cannot be reached, a registry call is a 503 `unavailable` problem, not a 500."""
+def test_a_store_that_cannot_be_opened_is_unavailable(tmp_path: Path, sqlite_template: Path) -> None:
+    """When the store can no longer be opened, a registry call is a 503 `unavailable` problem, not a 500."""
+    store = tmp_path / "store"
+    store.mkdir()
+    shutil.copyfile(sqlite_template, store / "remit.db")
     settings = Settings(
-        home=tmp_path,
-        store=StoreSettings(url=f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'remit.db'}"),
-        operator_token=SecretStr("t"),
+        home=tmp_path, store=StoreSettings(url=f"sqlite:///{store / 'remit.db'}"), operator_token=SecretStr("t")
     )
     with running(settings, "t") as live, live.client() as client:
+        assert client.get("/v1/owners").status_code == 200
+        live.remit.database.engine.dispose()
+        shutil.rmtree(store)  # SQLite cannot create a file in a directory that is gone
+
         response = client.get("/v1/owners")
         ready = client.get("/readyz")
 

@@ -57,6 +57,20 @@ def schema_server(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Pat
 
 
 MAX_EXAMPLES = 10
+# The registry and health operations (issue 2). The task, OAuth and discovery endpoints are checked
+# by their own suite once their error bodies are documented in the schema.
+COVERED_PREFIXES = (
+    "/v1/owners",
+    "/v1/functions",
+    "/v1/agents",
+    "/v1/reports",
+    "/v1/tools",
+    "/v1/workflows",
+    "/v1/grants",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+)
 
 
 def _operations(url: str) -> list[Any]:
@@ -64,7 +78,9 @@ def _operations(url: str) -> list[Any]:
     operations = []
     for result in loaded.get_all_operations():
         assert isinstance(result, Ok), f"the published schema has an invalid operation: {result}"
-        operations.append(result.ok())
+        operation = result.ok()
+        if operation.path.startswith(COVERED_PREFIXES):
+            operations.append(operation)
     return operations
 
 
