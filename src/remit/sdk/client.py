@@ -7,7 +7,7 @@ travels only in the `Authorization` header and never appears in an error message
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 from urllib.parse import quote
@@ -28,6 +28,8 @@ from remit.errors import (
     Unauthenticated,
     Unavailable,
 )
+from remit.sdk.evidence import EvidenceSource
+from remit.sdk.task import TaskSession
 from remit.wire.problem import Problem, error_from_problem
 from remit.wire.registry import (
     AgentChange,
@@ -53,6 +55,16 @@ from remit.wire.registry import (
     WorkflowChange,
     WorkflowIn,
     WorkflowOut,
+)
+from remit.wire.tasks import (
+    AuthorizationDetailIn,
+    CredentialOut,
+    EvidenceIn,
+    ReissueIn,
+    TaskEnd,
+    TaskIn,
+    TaskOut,
+    TaskStarted,
 )
 
 __all__ = ["DEFAULT_SERVER", "DEFAULT_TIMEOUT_SECONDS", "RemitClient", "paginate"]
@@ -132,11 +144,17 @@ class RemitClient:
     # ------------------------------------------------------------ transport
 
     def _request(
-        self, method: str, path: str, *, json: Mapping[str, Any] | None = None, params: Mapping[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         try:
-            response = self._http.request(method, path, json=json, params=clean)
+            response = self._http.request(method, path, json=json, params=clean, headers=headers)
         except httpx.TimeoutException as exc:
             msg = f"the Remit server at {self.base_url} did not answer in time"
             raise Unavailable(msg) from exc
@@ -315,6 +333,91 @@ class RemitClient:
 
     def delete_grant(self, grant_id: str) -> None:
         self._request("DELETE", f"/v1/grants/{_ref(grant_id)}")
+
+    # ------------------------------------------------------------ tasks (the agent side)
+
+    def start_task(self, declaration: TaskIn, *, dpop_proof: str | None = None) -> TaskStarted:
+        """POST /v1/tasks: attest with the declaration's evidence; returns the task and its first credential."""
+        headers = {"DPoP": dpop_proof} if dpop_proof else None
+        response = self._request("POST", "/v1/tasks", json=_body(declaration), headers=headers)
+        return _parse(TaskStarted, response)
+
+    def reissue_credential(
+        self, task_id: str, evidence: EvidenceIn, *, audience: str | None = None, dpop_proof: str | None = None
+    ) -> CredentialOut:
+        """POST /v1/tasks/{id}/credentials: a new credential for a running task, with fresh evidence."""
+        body = ReissueIn(evidence=evidence, audience=audience)
+        headers = {"DPoP": dpop_proof} if dpop_proof else None
+        response = self._request("POST", f"/v1/tasks/{_ref(task_id)}/credentials", json=_body(body), headers=headers)
+        return _parse(CredentialOut, response)
+
+    def end_task(self, task_id: str, outcome: str, *, reason: str = "", credential: str) -> TaskOut:
+        """POST /v1/tasks/{id}/end with the task's own credential: every credential of the task dies."""
+        body = TaskEnd.model_validate({"outcome": outcome, "reason": reason})
+        response = self._request(
+            "POST", f"/v1/tasks/{_ref(task_id)}/end", json=_body(body), headers=_credential_header(credential)
+        )
+        return _parse(TaskOut, response)
+
+    def change_objective(self, task_id: str, objective: str, *, credential: str) -> TaskOut:
+        """POST /v1/tasks/{id}/objective: a context change that revokes every credential issued so far."""
+        response = self._request(
+            "POST",
+            f"/v1/tasks/{_ref(task_id)}/objective",
+            json={"objective": objective},
+            headers=_credential_header(credential),
+        )
+        return _parse(TaskOut, response)
+
+    def revoke_credential(self, token: str) -> None:
+        """POST /oauth2/revoke (RFC 7009): give a credential up before it expires."""
+        try:
+            response = self._http.post("/oauth2/revoke", data={"token": token}, headers={"Authorization": ""})
+        except httpx.TransportError as exc:
+            msg = f"could not reach the Remit server at {self.base_url} ({type(exc).__name__})"
+            raise Unavailable(msg) from exc
+        if not response.is_success:
+            raise self._error(response)
+
+    def task(  # noqa: PLR0913 - the declaration's parts, each named
+        self,
+        *,
+        evidence: EvidenceSource,
+        workflow: str,
+        objective: str,
+        tools: Mapping[str, Sequence[str]] | Sequence[AuthorizationDetailIn],
+        resources: Sequence[str] = (),
+        expected_duration_seconds: int,
+        environment: str,
+        audience: str,
+        principal: str | None = None,
+    ) -> TaskSession:
+        """`with client.task(...) as task:` — declare, hold the credential, complete on exit or fail on an exception.
+
+        `tools` is either {tool: [actions]} applied to `resources`, or explicit RFC 9396 details.
+        """
+        if isinstance(tools, Mapping):
+            details = [
+                AuthorizationDetailIn(tool=tool, actions=list(actions), resources=list(resources))
+                for tool, actions in tools.items()
+            ]
+        else:
+            details = list(tools)
+        declaration = TaskIn(
+            evidence=evidence.evidence(),
+            workflow=workflow,
+            objective=objective,
+            authorization_details=details,
+            expected_duration_seconds=expected_duration_seconds,
+            environment=environment,
+            audience=audience,
+            principal=principal,
+        )
+        return TaskSession(self, declaration, evidence)
+
+
+def _credential_header(credential: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {credential}"}
 
 
 def _parse(model: type[M], response: httpx.Response) -> M:

@@ -1,0 +1,114 @@
+"""`with client.task(...) as task:` — a task whose credentials live and die with the block.
+
+On normal exit the task is completed, on an exception it is failed (with the exception's type, never its
+message, which may hold data), so a crashed agent does not leave a live credential behind. The credential is
+re-issued with fresh evidence when it nears expiry or after an objective change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from types import TracebackType
+from typing import TYPE_CHECKING, Final, Self
+
+from remit.errors import RemitError, TaskNotActive
+from remit.wire.tasks import CredentialOut, TaskIn, TaskOut
+
+if TYPE_CHECKING:
+    from remit.sdk.client import RemitClient
+    from remit.sdk.evidence import EvidenceSource
+
+__all__ = ["TaskSession"]
+
+# Re-issue this long before expiry so a call in flight never carries an expired credential.
+REFRESH_MARGIN: Final = dt.timedelta(seconds=30)
+
+
+class TaskSession:
+    """A declared task and its current credential."""
+
+    def __init__(self, client: RemitClient, declaration: TaskIn, evidence: EvidenceSource) -> None:
+        self._client = client
+        self._declaration = declaration
+        self._evidence = evidence
+        self._task: TaskOut | None = None
+        self._credential: CredentialOut | None = None
+        self._ended = False
+
+    def __enter__(self) -> Self:
+        started = self._client.start_task(self._declaration)
+        self._task, self._credential = started.task, started.credential
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        if self._ended or self._task is None:
+            return
+        try:
+            if exc_type is None:
+                self.complete()
+            else:
+                self.fail(f"agent raised {exc_type.__name__}")
+        except TaskNotActive:
+            # Already ended elsewhere (deadline, revocation, an operator): nothing is left to revoke.
+            self._ended = True
+        except RemitError:
+            if exc_type is None:
+                raise
+
+    @property
+    def id(self) -> str:
+        return self._require_task().id
+
+    @property
+    def task(self) -> TaskOut:
+        return self._require_task()
+
+    def _require_task(self) -> TaskOut:
+        if self._task is None:
+            raise TaskNotActive("the task has not started; use it as a context manager")
+        return self._task
+
+    @property
+    def token(self) -> str:
+        """The current credential, re-issued first when it is about to expire."""
+        credential = self._credential
+        if credential is None or self._ended:
+            raise TaskNotActive("the task has ended")
+        if credential.expires_at - REFRESH_MARGIN <= dt.datetime.now(dt.UTC):  # noqa: TID251 - SDK runs on the host clock
+            credential = self.refresh()
+        return credential.access_token
+
+    def headers(self) -> dict[str, str]:
+        """The `Authorization` header for a call to the task's tool or gateway."""
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def refresh(self) -> CredentialOut:
+        """A new credential for this task, with fresh evidence."""
+        self._credential = self._client.reissue_credential(self.id, self._evidence.evidence())
+        return self._credential
+
+    def change_objective(self, objective: str) -> TaskOut:
+        """Declare a new objective: every earlier credential dies; a new one is issued at once."""
+        assert self._credential is not None  # noqa: S101 - set on enter
+        self._task = self._client.change_objective(self.id, objective, credential=self._credential.access_token)
+        self.refresh()
+        return self._task
+
+    def complete(self, reason: str = "") -> TaskOut:
+        return self._end("completed", reason)
+
+    def fail(self, reason: str = "") -> TaskOut:
+        return self._end("failed", reason)
+
+    def cancel(self, reason: str = "") -> TaskOut:
+        return self._end("cancelled", reason)
+
+    def _end(self, outcome: str, reason: str) -> TaskOut:
+        if self._credential is None:
+            raise TaskNotActive("the task has not started")
+        self._task = self._client.end_task(self.id, outcome, reason=reason, credential=self._credential.access_token)
+        self._ended = True
+        return self._task
