@@ -1,0 +1,343 @@
+"""Issuance, verification, introspection and revocation throughput, beside the raw signature floor.
+
+Two parts, one run:
+
+1. In process (one thread): attested + audited + durable issuance through the services, verification
+   first-sight and cached, RFC 7009 revocation, each beside raw ES256 sign/verify from `cryptography`
+   measured in the same run.
+2. Over HTTP (a `remit serve` subprocess on loopback, SQLite WAL with full sync): N client threads
+   POST /v1/tasks with fresh JWT-SVIDs, introspect, and revoke; OpenBao 2.7 figures measured on this
+   machine class with durable raft storage and 8 connections are printed beside them for the ratio.
+
+Usage: python bench/issue.py [--seconds 3] [--clients 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from joserfc import jwt
+from joserfc.jwk import ECKey
+
+from remit.bootstrap import build, upgrade_database
+from remit.core.attestation.models import Evidence
+from remit.core.audit.models import AuditActor
+from remit.core.credentials.issuance import TaskDeclaration
+from remit.core.registry.models import (
+    RiskClass,
+    Sensitivity,
+    SpiffeId,
+    ToolAction,
+    ToolResource,
+    WorkflowStep,
+    WorkloadBinding,
+)
+from remit.core.tasks.models import parse_authorization_details
+from remit.settings import AttestationSettings, Settings, SpiffeBundleSettings
+
+# OpenBao 2.7.2, integrated raft storage (fsync), wrk with 8 connections, same machine class
+# (peers-bench REFERENCE.md, 2026-11-28). Absolute figures drift between runs; the ratio is the point.
+OPENBAO_RAFT_8 = {"issue (jwt_login)": 894, "token create": 839, "revoke": 559, "lookup/introspect": 9185}
+ISSUER = "https://remit.bench"
+DOMAIN = "bench.example"
+
+
+def each(fn: Callable[[str], object], items: list[str]) -> tuple[float, float, float]:
+    """Calls per second and p50/p99 µs for `fn` once per item (for operations that consume their input)."""
+    latencies = []
+    for item in items:
+        start = time.perf_counter()
+        fn(item)
+        latencies.append(time.perf_counter() - start)
+    latencies.sort()
+    return (
+        len(latencies) / sum(latencies),
+        latencies[len(latencies) // 2] * 1e6,
+        latencies[int(len(latencies) * 0.99)] * 1e6,
+    )
+
+
+def rate(fn: Callable[[], object], seconds: float) -> tuple[float, float, float]:
+    """Calls per second, p50 and p99 latency in µs, for `fn` run back to back for `seconds`."""
+    latencies = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        start = time.perf_counter()
+        fn()
+        latencies.append(time.perf_counter() - start)
+    latencies.sort()
+    total = sum(latencies)
+    return len(latencies) / total, latencies[len(latencies) // 2] * 1e6, latencies[int(len(latencies) * 0.99)] * 1e6
+
+
+class Minter:
+    """A stand-in trust domain that mints JWT-SVIDs."""
+
+    def __init__(self) -> None:
+        self.key = ECKey.generate_key("P-256")
+
+    def bundle(self) -> dict[str, Any]:
+        public = self.key.as_dict(private=False)
+        return {"keys": [{**public, "use": "jwt-svid", "kid": "b1"}]}
+
+    def svid(self, spiffe_id: str) -> str:
+        now = int(time.time())
+        claims = {"sub": spiffe_id, "aud": [ISSUER], "iat": now, "exp": now + 300, "jti": uuid.uuid4().hex}
+        return jwt.encode({"alg": "ES256", "kid": "b1", "typ": "JWT"}, claims, self.key)
+
+
+def settings_for(home: Path, bundle: Path, token: str) -> Settings:
+    return Settings(
+        home=home,
+        operator_token=token,  # type: ignore[arg-type]
+        issuer=ISSUER,
+        attestation=AttestationSettings(spiffe_bundles=[SpiffeBundleSettings(trust_domain=DOMAIN, bundle=str(bundle))]),
+    )
+
+
+def seed(registry: Any, agents: int) -> None:  # noqa: ANN401 - RegistryService or an HTTP shim
+    owner = registry.register_owner(name="Bench", email="bench@bench.example", actor="bench")
+    function = registry.register_function(name="bench", description="bench", owner=owner.id, actor="bench")
+    registry.register_tool(
+        name="github",
+        description="",
+        actions=(ToolAction("read_file", RiskClass.READ),),
+        resources=(ToolResource("repo:*", Sensitivity.INTERNAL),),
+        actor="bench",
+    )
+    workflow = registry.create_workflow_version(
+        name="wf",
+        function=function.id,
+        description="",
+        steps=(WorkflowStep("github", "read_file", "repo:*"),),
+        max_duration=dt.timedelta(hours=1),
+        actor="bench",
+    )
+    registry.approve_workflow(workflow.id, actor="bench")
+    for i in range(agents):
+        registry.register_agent(
+            name=f"agent-{i}",
+            binding=WorkloadBinding(spiffe_id=SpiffeId.parse(f"spiffe://{DOMAIN}/agent-{i}")),
+            owner=owner.id,
+            function=function.id,
+            environments=["prod"],
+            review_by=dt.date(2099, 1, 1),
+            actor="bench",
+        )
+
+
+DETAILS = [{"type": "remit_tool", "tool": "github", "actions": ["read_file"], "resources": ["repo:acme/app"]}]
+
+
+def in_process(seconds: float) -> list[tuple[str, float, float, float]]:
+    home = Path(tempfile.mkdtemp(prefix="remit-bench-"))
+    minter = Minter()
+    bundle = home / "bundle.json"
+    bundle.write_text(json.dumps(minter.bundle()))
+    settings = settings_for(home, bundle, "remit_op_" + secrets.token_urlsafe(16))
+    upgrade_database(settings)
+    remit = build(settings)
+    rows = []
+    try:
+        seed(remit.registry, 1)
+        spiffe = f"spiffe://{DOMAIN}/agent-0"
+        declaration = TaskDeclaration(
+            workflow="wf@1",
+            objective="bench",
+            details=parse_authorization_details(DETAILS),
+            expected_duration=dt.timedelta(minutes=30),
+            environment="prod",
+            audience="tool:github",
+        )
+        issued: list[str] = []
+        jtis: list[str] = []
+
+        def issue() -> None:
+            identity = remit.attestation.attest(Evidence.parse("jwt_svid", minter.svid(spiffe)))
+            _, credential = remit.issuance.start_task(identity, declaration)
+            issued.append(credential.token)
+            jtis.append(credential.jti)
+
+        rows.append(("issue (attest+record+sign, durable)", *rate(issue, seconds)))
+        rows.append(("verify, first sight", *each(lambda t: remit.verifier.verify(t, audience="tool:github"), issued)))
+        cached = issued[0]
+        rows.append(("verify, cached", *rate(lambda: remit.verifier.verify(cached, audience="tool:github"), seconds)))
+        system = AuditActor.system()
+        rows.append(
+            (
+                "revoke (RFC 7009, durable, index updated)",
+                *each(lambda j: remit.revocation.revoke_credential(j, reason="b", actor=system), jtis),
+            )
+        )
+        private = ec.generate_private_key(ec.SECP256R1())
+        public = private.public_key()
+        message = b"x" * 400
+        signature = private.sign(message, ec.ECDSA(hashes.SHA256()))
+        rows.append(("floor: raw ES256 sign", *rate(lambda: private.sign(message, ec.ECDSA(hashes.SHA256())), 1.0)))
+        rows.append(
+            (
+                "floor: raw ES256 verify",
+                *rate(lambda: public.verify(signature, message, ec.ECDSA(hashes.SHA256())), 1.0),
+            )
+        )
+    finally:
+        remit.close()
+        shutil.rmtree(home, ignore_errors=True)
+    return rows
+
+
+def over_http(seconds: float, clients: int) -> list[tuple[str, float, float, float]]:
+    home = Path(tempfile.mkdtemp(prefix="remit-bench-http-"))
+    minter = Minter()
+    bundle = home / "bundle.json"
+    bundle.write_text(json.dumps(minter.bundle()))
+    token = "remit_op_" + secrets.token_urlsafe(16)
+    settings = settings_for(home, bundle, token)
+    upgrade_database(settings)
+    remit = build(settings)
+    seed(remit.registry, clients)
+    remit.close()
+    port = 18700 + secrets.randbelow(1000)
+    env = {
+        **os.environ,
+        "REMIT_HOME": str(home),
+        "REMIT_OPERATOR_TOKEN": token,
+        "REMIT_ISSUER": ISSUER,
+        "REMIT_SERVER__PORT": str(port),
+        "REMIT_ATTESTATION__SPIFFE_BUNDLES": json.dumps([{"trust_domain": DOMAIN, "bundle": str(bundle)}]),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "remit", "serve", "--no-init", "--no-seed", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    rows = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        tokens: list[str] = []
+        lock = threading.Lock()
+
+        def issue(client: httpx.Client, i: int) -> None:
+            body = {
+                "evidence": {"kind": "jwt_svid", "token": minter.svid(f"spiffe://{DOMAIN}/agent-{i}")},
+                "workflow": "wf@1",
+                "objective": "bench",
+                "authorization_details": DETAILS,
+                "expected_duration_seconds": 600,
+                "environment": "prod",
+                "audience": "tool:github",
+            }
+            response = client.post("/v1/tasks", json=body)
+            response.raise_for_status()
+            with lock:
+                tokens.append(response.json()["credential"]["access_token"])
+
+        rows.append((f"HTTP issue, {clients} clients", *load(base, clients, seconds, issue)))
+        auth = {"Authorization": f"Bearer {token}"}
+        pool = list(tokens)
+
+        def introspect(client: httpx.Client, i: int) -> None:
+            client.post("/oauth2/introspect", data={"token": pool[i % len(pool)]}, headers=auth).raise_for_status()
+
+        rows.append((f"HTTP introspect, {clients} clients", *load(base, clients, seconds, introspect)))
+        revocable = iter(list(tokens))
+
+        def revoke(client: httpx.Client, _i: int) -> None:
+            with lock:
+                presented = next(revocable, None)
+            if presented is not None:
+                client.post("/oauth2/revoke", data={"token": presented}).raise_for_status()
+
+        rows.append((f"HTTP revoke, {clients} clients", *load(base, clients, min(seconds, 1.5), revoke)))
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        shutil.rmtree(home, ignore_errors=True)
+    return rows
+
+
+def load(
+    base: str, clients: int, seconds: float, call: Callable[[httpx.Client, int], None]
+) -> tuple[float, float, float]:
+    latencies: list[float] = []
+    lock = threading.Lock()
+    stop = time.perf_counter() + seconds
+
+    def worker(i: int) -> None:
+        local = []
+        with httpx.Client(base_url=base, timeout=30) as client:
+            while time.perf_counter() < stop:
+                start = time.perf_counter()
+                call(client, i)
+                local.append(time.perf_counter() - start)
+        with lock:
+            latencies.extend(local)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return len(latencies) / elapsed, statistics.median(latencies) * 1e6, latencies[int(len(latencies) * 0.99)] * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--skip-http", action="store_true")
+    args = parser.parse_args()
+    rows = in_process(args.seconds)
+    if not args.skip_http:
+        rows += over_http(args.seconds, args.clients)
+    floor_verify = next(r[1] for r in rows if r[0] == "floor: raw ES256 verify")
+    floor_sign = next(r[1] for r in rows if r[0] == "floor: raw ES256 sign")
+    print(f"{'operation':48} {'ops/s':>9} {'p50 µs':>9} {'p99 µs':>9}  ratio")
+    for name, ops, p50, p99 in rows:
+        note = ""
+        if name.startswith("verify"):
+            note = f"{ops / floor_verify:.2f}× raw verify"
+        elif name.startswith("issue"):
+            note = f"{ops / floor_sign:.3f}× raw sign"
+        elif name.startswith("HTTP issue"):
+            note = f"{ops / OPENBAO_RAFT_8['issue (jwt_login)']:.2f}× OpenBao jwt_login (raft, 8 conns: 894/s)"
+        elif name.startswith("HTTP revoke"):
+            note = f"{ops / OPENBAO_RAFT_8['revoke']:.2f}× OpenBao revoke (raft, 8 conns: 559/s)"
+        elif name.startswith("HTTP introspect"):
+            note = f"{ops / OPENBAO_RAFT_8['lookup/introspect']:.2f}× OpenBao lookup (raft, 8 conns: 9,185/s)"
+        print(f"{name:48} {ops:9,.0f} {p50:9,.0f} {p99:9,.0f}  {note}")
+
+
+if __name__ == "__main__":
+    main()
