@@ -60,7 +60,9 @@ def serve_in_thread(remit: Remit, token: str) -> Iterator[LiveServer]:
     """Run uvicorn for `remit` on a free 127.0.0.1 port until the block ends."""
     config = uvicorn_config(remit, host="127.0.0.1", port=0, configure_logging=False)
     server = uvicorn.Server(config)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and
+    # without it every small response waits ~40 ms for a delayed ACK (Nagle).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
