@@ -114,14 +114,21 @@ class Remit:
         if current_revision(self.database.engine) != head_revision():
             msg = "the database schema is not current; run `remit db upgrade`"
             raise Unavailable(msg)
-        if not self.feed.healthy:
+        if not self.feed.is_current():
             msg = "the revocation feed is not keeping up"
             raise Unavailable(msg)
 
     def start(self) -> None:
-        """Catch up on revocations, end what a crash left running, then start the background work."""
-        self.feed.refresh()
-        self.tasks.reconcile()
+        """Catch up on revocations, end what a crash left running, then start the background work.
+
+        A store that is down does not stop the server: readiness reports it, verification refuses
+        (the index is not current), and the feed keeps trying.
+        """
+        try:
+            self.feed.refresh()
+            self.tasks.reconcile()
+        except RemitError as error:
+            _log.warning("start-up catch-up failed (%s); serving not-ready until the store answers", error.code)
         self.feed.start(interval_seconds=self.settings.credentials.revocation_poll_seconds)
         if self._sweeper is None:
             self._stop.clear()
@@ -324,7 +331,7 @@ def build(settings: Settings, *, clock: Clock | None = None, ids: IdFactory | No
         revocation=revocation,
         index=index,
         feed=feed,
-        verifier=Verifier(tokens, index, proofs=proofs),
+        verifier=Verifier(tokens, index, proofs=proofs, index_is_current=feed.is_current),
         evidence_uses=evidence_uses,
         audit_key=audit_key,
     )

@@ -57,10 +57,16 @@ class _TokenlessClient(RemitClient):
     """A client without a token: a 401 says where the CLI looked for one."""
 
     def _request(
-        self, method: str, path: str, *, json: Mapping[str, Any] | None = None, params: Mapping[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         try:
-            return super()._request(method, path, json=json, params=params)
+            return super()._request(method, path, json=json, params=params, headers=headers)
         except Unauthenticated as exc:
             msg = f"{exc.message} (no operator token found: set REMIT_TOKEN, or --token-file / REMIT_TOKEN_FILE)"
             raise Unauthenticated(msg) from exc

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from remit.adapters.sql.engine import SqlDatabase
 from remit.core.clock import Clock
@@ -24,14 +25,23 @@ _log = logging.getLogger(__name__)
 class RevocationFeed:
     """Pulls new revocation entries into the index, on demand and every `interval_seconds`."""
 
-    def __init__(self, database: SqlDatabase, index: RevocationIndex, *, clock: Clock) -> None:
+    def __init__(
+        self, database: SqlDatabase, index: RevocationIndex, *, clock: Clock, max_staleness_seconds: float = 5.0
+    ) -> None:
         self._database = database
         self._index = index
         self._clock = clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._refresh_lock = threading.Lock()
+        self._max_staleness = max_staleness_seconds
+        self._last_success: float | None = None
         self.healthy = True
+
+    def is_current(self) -> bool:
+        """True when the index caught up with the store recently enough to be trusted (C24)."""
+        last = self._last_success
+        return last is not None and time.monotonic() - last <= self._max_staleness
 
     def refresh(self) -> int:
         """Apply every entry above the watermark; returns how many were new."""
@@ -43,7 +53,9 @@ class RevocationFeed:
                 self.healthy = False
                 raise
             self.healthy = True
-            return self._index.apply(entries, now=self._clock.now())
+            applied = self._index.apply(entries, now=self._clock.now())
+            self._last_success = time.monotonic()
+            return applied
 
     def start(self, *, interval_seconds: float = 0.5) -> None:
         """Start the background poller (idempotent)."""

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from remit.core.credentials.models import CLAIMS_VERSION, VerifiedCredential
 from remit.core.credentials.ports import ProofVerifier, TokenVerifier
 from remit.core.credentials.revocation_index import RevocationIndex
 from remit.core.tasks.models import AuthorizationDetail, parse_authorization_details
-from remit.errors import CredentialInvalid, CredentialRevoked, InvalidRequest
+from remit.errors import CredentialInvalid, CredentialRevoked, InvalidRequest, Unavailable
 
 __all__ = ["DpopCheck", "Verifier"]
 
@@ -47,15 +47,27 @@ def _claim(claims: Mapping[str, Any], name: str, kind: type) -> Any:  # noqa: AN
 class Verifier:
     """Verifies task credentials against signature, time, revocation, task state and DPoP binding."""
 
-    def __init__(self, tokens: TokenVerifier, index: RevocationIndex, *, proofs: ProofVerifier | None = None) -> None:
+    def __init__(
+        self,
+        tokens: TokenVerifier,
+        index: RevocationIndex,
+        *,
+        proofs: ProofVerifier | None = None,
+        index_is_current: Callable[[], bool] | None = None,
+    ) -> None:
         self._tokens = tokens
         self._index = index
         self._proofs = proofs
+        # When the index may be missing revocations (the store is unreachable), nothing verifies.
+        self._index_is_current = index_is_current
 
     def verify(
         self, token: str, *, audience: str, dpop: DpopCheck | None = None, check_binding: bool = True
     ) -> VerifiedCredential:
         """Verify for `audience`; `check_binding=False` only where the act can only reduce access (revocation)."""
+        if self._index_is_current is not None and not self._index_is_current():
+            msg = "revocations are not current; refusing to verify until they are"
+            raise Unavailable(msg)
         claims = self._tokens.verify(token, audience=audience).claims
         credential = self._parse(claims)
         reason = self._index.revoked_reason(

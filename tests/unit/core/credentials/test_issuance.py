@@ -12,6 +12,7 @@ from tests.factories import OPERATOR
 from tests.unit.core.credentials.conftest import ISSUER, Stack, declaration, workload
 
 from remit.core.audit.models import AuditActor
+from remit.core.credentials.verification import Verifier
 from remit.core.registry.models import AgentStatus
 from remit.core.tasks.models import AuthorizationDetail, Task, TaskState, parse_authorization_details
 from remit.errors import (
@@ -23,6 +24,7 @@ from remit.errors import (
     InvalidRequest,
     NotFound,
     TaskNotActive,
+    Unavailable,
 )
 
 SYSTEM = AuditActor.system()
@@ -322,3 +324,11 @@ def test_on_behalf_of_a_person_makes_the_person_the_subject(stack: Stack) -> Non
     claims = stack.verifier.verify(issued.token, audience="tool:github").claims
     assert claims["sub"] == "user:ada@acme.example"
     assert claims["act"] == {"sub": "spiffe://acme.example/agents/invoice-bot"}
+
+
+def test_nothing_verifies_while_revocations_are_not_current(stack: Stack) -> None:
+    """Fail closed: if the index may be missing revocations (store unreachable), verification refuses (C24)."""
+    _, issued = stack.issuance.start_task(workload(), declaration())
+    stale = Verifier(stack.tokens, stack.index, index_is_current=lambda: False)
+    with pytest.raises(Unavailable):
+        stale.verify(issued.token, audience="tool:github")
