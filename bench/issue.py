@@ -109,7 +109,7 @@ class Minter:
 def settings_for(home: Path, bundle: Path, token: str) -> Settings:
     return Settings(
         home=home,
-        operator_token=token,  # type: ignore[arg-type]
+        operator_token=token,
         issuer=ISSUER,
         attestation=AttestationSettings(spiffe_bundles=[SpiffeBundleSettings(trust_domain=DOMAIN, bundle=str(bundle))]),
     )
