@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc import jwt
 from joserfc.jwk import ECKey
+from sqlalchemy import create_engine, text
 
 from remit.bootstrap import build, upgrade_database
 from remit.core.attestation.models import Evidence
@@ -53,7 +54,7 @@ from remit.core.registry.models import (
     WorkloadBinding,
 )
 from remit.core.tasks.models import parse_authorization_details
-from remit.settings import AttestationSettings, Settings, SpiffeBundleSettings
+from remit.settings import AttestationSettings, Settings, SpiffeBundleSettings, StoreSettings
 
 # OpenBao 2.7.2, integrated raft storage (fsync), wrk with 8 connections, same machine class
 # (peers-bench REFERENCE.md, 2026-11-28). Absolute figures drift between runs; the ratio is the point.
@@ -106,11 +107,15 @@ class Minter:
         return jwt.encode({"alg": "ES256", "kid": "b1", "typ": "JWT"}, claims, self.key)
 
 
+STORE: dict[str, str] = {}  # set by main(): url and sqlite_synchronous
+
+
 def settings_for(home: Path, bundle: Path, token: str) -> Settings:
     return Settings(
         home=home,
         operator_token=token,
         issuer=ISSUER,
+        store=StoreSettings(url=STORE.get("url", ""), sqlite_synchronous=STORE.get("sync", "FULL")),
         attestation=AttestationSettings(spiffe_bundles=[SpiffeBundleSettings(trust_domain=DOMAIN, bundle=str(bundle))]),
     )
 
@@ -157,6 +162,7 @@ def in_process(seconds: float) -> list[tuple[str, float, float, float]]:
     settings = settings_for(home, bundle, "remit_op_" + secrets.token_urlsafe(16))
     upgrade_database(settings)
     remit = build(settings)
+    remit.start()
     rows = []
     try:
         seed(remit.registry, 1)
@@ -224,6 +230,8 @@ def over_http(seconds: float, clients: int) -> list[tuple[str, float, float, flo
         "REMIT_OPERATOR_TOKEN": token,
         "REMIT_ISSUER": ISSUER,
         "REMIT_SERVER__PORT": str(port),
+        "REMIT_STORE__URL": STORE.get("url", ""),
+        "REMIT_STORE__SQLITE_SYNCHRONOUS": STORE.get("sync", "FULL"),
         "REMIT_ATTESTATION__SPIFFE_BUNDLES": json.dumps([{"trust_domain": DOMAIN, "bundle": str(bundle)}]),
     }
     server = subprocess.Popen(
@@ -317,10 +325,36 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument(
+        "--store",
+        choices=["sqlite", "sqlite-normal", "postgres"],
+        default="sqlite",
+        help="sqlite: WAL, fsync per commit (default); sqlite-normal: fsync at checkpoints; postgres: 127.0.0.1:5432/test",
+    )
     args = parser.parse_args()
-    rows = in_process(args.seconds)
-    if not args.skip_http:
-        rows += over_http(args.seconds, args.clients)
+    schema = None
+    admin = create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    if args.store == "sqlite-normal":
+        STORE["sync"] = "NORMAL"
+    elif args.store == "postgres":
+        schema = f"remit_bench_{secrets.token_hex(4)}"
+        with admin.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        STORE["url"] = f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
+    try:
+        rows = in_process(args.seconds)
+        if not args.skip_http:
+            rows += over_http(args.seconds, args.clients)
+    finally:
+        if schema is not None:
+            with admin.begin() as connection:
+                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+    print(f"store: {args.store}")
+    report(rows)
+
+
+def report(rows: list[tuple[str, float, float, float]]) -> None:
     floor_verify = next(r[1] for r in rows if r[0] == "floor: raw ES256 verify")
     floor_sign = next(r[1] for r in rows if r[0] == "floor: raw ES256 sign")
     print(f"{'operation':48} {'ops/s':>9} {'p50 µs':>9} {'p99 µs':>9}  ratio")

@@ -271,7 +271,7 @@ def build(settings: Settings, *, clock: Clock | None = None, ids: IdFactory | No
     _prepare_home(settings)
     clock = clock or SystemClock()
     ids = ids or RandomIdFactory(lambda: int(clock.now().timestamp() * 1000))
-    database = SqlDatabase.connect(settings.store_url)
+    database = SqlDatabase.connect(settings.store_url, sqlite_synchronous=settings.store.sqlite_synchronous)
     bus = InProcessEventBus()
     token, _ = ensure_operator_token(settings)
     audit_key = _audit_key(settings)

@@ -35,6 +35,9 @@ class StoreSettings(BaseModel):
     """Where state lives: SQLite file by default, PostgreSQL for several replicas."""
 
     url: str = Field(default="", description="sqlite:///path or postgresql+psycopg://…; empty means <home>/remit.db")
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
+        default="FULL", description="FULL: every commit survives power loss; NORMAL: survives a process crash only"
+    )
 
     @field_validator("url")
     @classmethod

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,14 +38,19 @@ class SqlTransaction:
     credentials: SqlCredentialStore
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:  # noqa: ANN401 - DB-API connections are untyped
-    # Foreign keys are off by default in SQLite; WAL lets readers run beside the one writer.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
+def _sqlite_pragmas(synchronous: str) -> Callable[[Any, object], None]:
+    def on_connect(dbapi_connection: Any, _record: object) -> None:  # noqa: ANN401 - DB-API connections are untyped
+        # Foreign keys are off by default in SQLite; WAL lets readers run beside the one writer.
+        # FULL syncs the WAL at every commit (durable across power loss); NORMAL only at checkpoints
+        # (durable across a crash of the process, not of the machine).
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    return on_connect
 
 
 def _sqlite_begin_immediate(conn: Connection) -> None:
@@ -61,7 +66,7 @@ class SqlDatabase:
         self.engine = engine
 
     @classmethod
-    def connect(cls, url: str, *, echo: bool = False) -> SqlDatabase:
+    def connect(cls, url: str, *, echo: bool = False, sqlite_synchronous: str = "FULL") -> SqlDatabase:
         try:
             parsed = make_url(url)
         except ArgumentError as exc:
@@ -71,7 +76,9 @@ class SqlDatabase:
             engine = create_engine(
                 parsed, echo=echo, connect_args={"check_same_thread": False, "isolation_level": None}
             )
-            event.listen(engine, "connect", _sqlite_pragmas)
+            if sqlite_synchronous not in {"FULL", "NORMAL"}:
+                raise InvalidRequest("sqlite_synchronous is FULL or NORMAL", field="store.sqlite_synchronous")
+            event.listen(engine, "connect", _sqlite_pragmas(sqlite_synchronous))
             event.listen(engine, "begin", _sqlite_begin_immediate)
         elif parsed.get_backend_name() == "postgresql":
             engine = create_engine(parsed, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
