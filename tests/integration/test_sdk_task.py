@@ -48,16 +48,7 @@ def test_task_completes_on_exit_and_its_credential_dies(
     source = RotatingSvidFile(tmp_path / "svid.jwt", workloads, f"spiffe://{TRUST_DOMAIN}/agents/invoice-bot")
     with (
         RemitClient(agent_server.url) as client,
-        client.task(
-            evidence=source,
-            workflow="release-docs@1",
-            objective="publish the Q1 docs",
-            tools={"github": ["read_file"]},
-            resources=["repo:acme/docs"],
-            expected_duration_seconds=300,
-            environment="prod",
-            audience="tool:github",
-        ) as task,
+        _task(client, source) as task,
     ):
         token = task.token
         assert task.headers() == {"Authorization": f"Bearer {token}"}
@@ -96,16 +87,7 @@ def test_objective_change_revokes_and_the_session_reissues(
     source = RotatingSvidFile(tmp_path / "svid.jwt", workloads, f"spiffe://{TRUST_DOMAIN}/agents/invoice-bot")
     with (
         RemitClient(agent_server.url) as client,
-        client.task(
-            evidence=source,
-            workflow="release-docs@1",
-            objective="publish",
-            tools={"github": ["read_file"]},
-            resources=["repo:acme/docs"],
-            expected_duration_seconds=300,
-            environment="prod",
-            audience="tool:github",
-        ) as task,
+        _task(client, source) as task,
     ):
         before = task.token
         task.change_objective("publish and translate")
