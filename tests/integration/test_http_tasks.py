@@ -376,6 +376,26 @@ def test_dpop_bound_credential_needs_a_proof_from_its_key(agent_server: LiveServ
     assert owner.status_code == 200, owner.text
 
 
+def test_introspection_reports_a_live_dpop_bound_credential_with_its_key(
+    agent_server: LiveServer, workloads: Workloads
+) -> None:
+    """RFC 7662 + RFC 9449 §6.2: introspection says active and returns cnf.jkt for the resource server to check."""
+    holder = ec_key()
+    with agent_server.client(authenticated=False) as client:
+        started = client.post(
+            "/v1/tasks",
+            json=_declaration(workloads.svid()),
+            headers={"DPoP": _dpop_proof(holder, "POST", f"{ISSUER}/v1/tasks")},
+        ).json()
+    with agent_server.client() as operator:
+        introspection = operator.post(
+            "/oauth2/introspect", data={"token": started["credential"]["access_token"]}
+        ).json()
+    assert introspection["active"] is True
+    assert introspection["token_type"] == "DPoP"
+    assert introspection["cnf"]["jkt"]
+
+
 def test_untraceable_agent_gets_a_precise_403(agent_server: LiveServer, workloads: Workloads) -> None:
     """An attested workload that no agent is bound to is told so: 403 agent_untraceable (C01)."""
     with agent_server.client(authenticated=False) as client:

@@ -180,7 +180,10 @@ def introspect(data: Form, remit: NamedDependency[Remit], request: Request[Any, 
     remit.operator.authenticate(bearer_token(request.headers.get("authorization")))
     presented = data.get("token") or ""
     try:
-        credential = remit.verify_own_credential(presented) if len(presented) <= _MAX_FIELD else None
+        # The resource server checks the DPoP proof itself, against the `cnf.jkt` returned here (RFC 9449 §6.2).
+        credential = (
+            remit.verify_own_credential(presented, check_binding=False) if len(presented) <= _MAX_FIELD else None
+        )
     except (Unauthenticated, InvalidRequest):
         credential = None
     if credential is None:
