@@ -10,7 +10,19 @@ import typer
 from pydantic import ValidationError
 from typer.core import TyperGroup
 
-from remit.cli.commands import agent, apply, function, grant, owner, server, tool, workflow
+from remit.cli.commands import (
+    agent,
+    apply,
+    credential,
+    function,
+    grant,
+    keys,
+    owner,
+    server,
+    task,
+    tool,
+    workflow,
+)
 from remit.cli.context import DEFAULT_TOKEN_FILE, CliState, invalid_from_validation
 from remit.cli.output import OutputFormat, Printer, exit_code_for
 from remit.errors import RemitError
@@ -73,5 +85,5 @@ def _root(
     ctx.obj = CliState(server=server_url, token=token, token_file=token_file, printer=Printer(output))
 
 
-for _module in (server, owner, function, agent, tool, workflow, grant, apply):
+for _module in (server, keys, owner, function, agent, tool, workflow, grant, apply, task, credential):
     _module.register(app)

@@ -379,6 +379,60 @@ class RemitClient:
         if not response.is_success:
             raise self._error(response)
 
+    # ------------------------------------------------------------ tasks and credentials (the operator side)
+
+    def list_tasks(
+        self,
+        *,
+        state: str | None = None,
+        agent: str | None = None,
+        limit: int | None = None,
+        after: str | None = None,
+    ) -> Page[TaskOut]:
+        """GET /v1/tasks: tasks, newest id last, filtered by state and agent id (operator token)."""
+        params = {"state": state, "agent": agent, "limit": limit, "after": after}
+        return _parse(Page[TaskOut], self._request("GET", "/v1/tasks", params=params))
+
+    def get_task(self, task_id: str) -> TaskOut:
+        """GET /v1/tasks/{id} with the operator token."""
+        return self._call(TaskOut, "GET", f"/v1/tasks/{_ref(task_id)}")
+
+    def end_task_as_operator(self, task_id: str, outcome: str, *, reason: str = "") -> TaskOut:
+        """POST /v1/tasks/{id}/end with the operator token: every credential of the task and its descendants dies."""
+        body = TaskEnd.model_validate({"outcome": outcome, "reason": reason})
+        return self._call(TaskOut, "POST", f"/v1/tasks/{_ref(task_id)}/end", body=body)
+
+    def introspect(self, token: str) -> dict[str, Any]:
+        """POST /oauth2/introspect (RFC 7662) with the operator token: `{"active": false}` or the claims."""
+        response = self._form("/oauth2/introspect", {"token": token})
+        try:
+            body = response.json()
+        except ValueError as exc:
+            msg = "unexpected response from the server for POST /oauth2/introspect"
+            raise InternalError(msg) from exc
+        if not isinstance(body, dict) or not isinstance(body.get("active"), bool):
+            msg = "unexpected response from the server for POST /oauth2/introspect"
+            raise InternalError(msg)
+        return body
+
+    def revoke_token(self, token: str) -> None:
+        """POST /oauth2/revoke (RFC 7009) as the operator: succeeds whether or not the token was valid."""
+        self._form("/oauth2/revoke", {"token": token})
+
+    def _form(self, path: str, data: Mapping[str, str]) -> httpx.Response:
+        # The OAuth endpoints take form bodies; the token travels only in the body, never in an error message.
+        try:
+            response = self._http.post(path, data=data)
+        except httpx.TimeoutException as exc:
+            msg = f"the Remit server at {self.base_url} did not answer in time"
+            raise Unavailable(msg) from exc
+        except httpx.TransportError as exc:
+            msg = f"could not reach the Remit server at {self.base_url} ({type(exc).__name__})"
+            raise Unavailable(msg) from exc
+        if not response.is_success:
+            raise self._error(response)
+        return response
+
     def task(  # noqa: PLR0913 - the declaration's parts, each named
         self,
         *,
