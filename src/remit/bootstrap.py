@@ -138,6 +138,7 @@ class Remit:
     def sweep_once(self) -> None:
         """Record expired tasks, close the registry-reaction crash window, and forget what can no longer matter."""
         now = self.clock.now()
+        self.key_ring.reload()  # a `remit keys rotate` elsewhere: sign with the new active key
         self.tasks.expire_overdue()
         self.tasks.reconcile()
         self.evidence_uses.purge(now)
