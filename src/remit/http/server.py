@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+
+from typing import Any
+
 import uvicorn
 
 from uvicorn.config import LOGGING_CONFIG
@@ -9,7 +13,17 @@ from uvicorn.config import LOGGING_CONFIG
 from remit.bootstrap import Remit
 from remit.http.app import create_app
 
-__all__ = ["serve", "uvicorn_config"]
+__all__ = ["LOG_CONFIG", "serve", "uvicorn_config"]
+
+# uvicorn's own configuration plus Remit's loggers (one line per request from the boundary, warnings
+# from the revocation feed and sweeper) on the same stderr handler.
+LOG_CONFIG: dict[str, Any] = {
+    **copy.deepcopy(LOGGING_CONFIG),
+    "loggers": {
+        **copy.deepcopy(LOGGING_CONFIG["loggers"]),
+        "remit": {"handlers": ["default"], "level": "INFO", "propagate": False},
+    },
+}
 
 
 def uvicorn_config(remit: Remit, *, host: str, port: int, configure_logging: bool = True) -> uvicorn.Config:
@@ -27,7 +41,7 @@ def uvicorn_config(remit: Remit, *, host: str, port: int, configure_logging: boo
         timeout_keep_alive=5,
         timeout_graceful_shutdown=10,
         lifespan="on",
-        log_config=LOGGING_CONFIG if configure_logging else None,
+        log_config=LOG_CONFIG if configure_logging else None,
     )
 
 
