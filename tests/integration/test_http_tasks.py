@@ -430,3 +430,33 @@ def test_operator_lists_and_filters_tasks(agent_server: LiveServer, workloads: W
     assert as_agent.status_code == 401
     assert [t["id"] for t in running["items"]] == [started["task"]["id"]]
     assert completed["items"] == []
+
+
+@pytest.mark.parametrize("duration", [0, -5, 7 * 86_400 + 1, "600", True])
+def test_token_exchange_refuses_a_bad_duration(
+    agent_server: LiveServer, workloads: Workloads, duration: object
+) -> None:
+    """A remit_task detail with a non-positive, too long or non-integer duration is invalid_authorization_details."""
+    details = [
+        {
+            "type": "remit_task",
+            "workflow": "release-docs@1",
+            "objective": "x",
+            "expected_duration_seconds": duration,
+            "environment": "prod",
+        },
+        {"type": "remit_tool", "tool": "github", "actions": ["read_file"], "resources": ["repo:acme/docs"]},
+    ]
+    with agent_server.client(authenticated=False) as client:
+        response = client.post(
+            "/oauth2/token",
+            data={
+                "grant_type": TOKEN_EXCHANGE,
+                "subject_token": workloads.svid(),
+                "subject_token_type": JWT_TYPE,
+                "resource": "tool:github",
+                "authorization_details": json.dumps(details),
+            },
+        )
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_authorization_details"

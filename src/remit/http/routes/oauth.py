@@ -52,6 +52,7 @@ ID_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:id_token"  # noqa: S105
 TASK_DETAIL: Final = "remit_task"
 _NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _MAX_FIELD: Final = 16_384
+_MAX_DURATION: Final = 7 * 86_400
 
 Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 
@@ -109,8 +110,9 @@ def _declaration(form: dict[str, str]) -> TaskDeclaration:
         msg = f"unknown member(s) of {TASK_DETAIL}: {', '.join(sorted(unknown))}"
         raise InvalidRequest(msg, field="authorization_details")
     duration = task.get("expected_duration_seconds")
-    if isinstance(duration, bool) or not isinstance(duration, int):
-        raise InvalidRequest("expected_duration_seconds is an integer", field="authorization_details")
+    if isinstance(duration, bool) or not isinstance(duration, int) or not 1 <= duration <= _MAX_DURATION:
+        msg = f"expected_duration_seconds is an integer from 1 to {_MAX_DURATION}"
+        raise InvalidRequest(msg, field="authorization_details")
     for name in ("workflow", "objective", "environment"):
         if not isinstance(task.get(name), str):
             msg = f"{TASK_DETAIL}.{name} is a string"
@@ -123,7 +125,7 @@ def _declaration(form: dict[str, str]) -> TaskDeclaration:
         workflow=task["workflow"],
         objective=task["objective"],
         details=parse_authorization_details(tools),
-        expected_duration=duration_in(max(1, min(duration, 7 * 86_400))),
+        expected_duration=duration_in(duration),
         environment=task["environment"],
         audience=audiences[0],
         parent_token=_field(form, "actor_token", required=False),
