@@ -343,12 +343,17 @@ def main() -> None:
         STORE["url"] = f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
     try:
         rows = in_process(args.seconds)
+        if schema is not None:
+            # A second, empty schema for the HTTP part, as the SQLite runs get a new file.
+            with admin.begin() as connection:
+                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+                connection.execute(text(f'CREATE SCHEMA "{schema}"'))
         if not args.skip_http:
             rows += over_http(args.seconds, args.clients)
     finally:
         if schema is not None:
             with admin.begin() as connection:
-                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+                connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()
     print(f"store: {args.store}")
     report(rows)
