@@ -460,3 +460,46 @@ def test_token_exchange_refuses_a_bad_duration(
         )
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_authorization_details"
+
+
+def test_every_issuance_door_runs_the_same_admission(agent_server: LiveServer, workloads: Workloads) -> None:
+    """Native start, re-issue and token exchange all refuse a suspended agent: one admission check behind all doors."""
+    with agent_server.client(authenticated=False) as client:
+        task_id = client.post("/v1/tasks", json=_declaration(workloads.svid())).json()["task"]["id"]
+    with agent_server.client() as operator:
+        operator.post("/v1/agents/invoice-bot/suspend", json={"reason": "incident"}).raise_for_status()
+        operator.post("/v1/agents/invoice-bot/reactivate", json={"reason": "cleared"}).raise_for_status()
+        operator.post("/v1/agents/invoice-bot/suspend", json={"reason": "again"}).raise_for_status()
+    details = [
+        {
+            "type": "remit_task",
+            "workflow": "release-docs@1",
+            "objective": "x",
+            "expected_duration_seconds": 60,
+            "environment": "prod",
+        },
+        {"type": "remit_tool", "tool": "github", "actions": ["read_file"], "resources": ["repo:acme/docs"]},
+    ]
+    with agent_server.client(authenticated=False) as client:
+        native = client.post("/v1/tasks", json=_declaration(workloads.svid()))
+        reissue = client.post(
+            f"/v1/tasks/{task_id}/credentials", json={"evidence": {"kind": "jwt_svid", "token": workloads.svid()}}
+        )
+        exchange = client.post(
+            "/oauth2/token",
+            data={
+                "grant_type": TOKEN_EXCHANGE,
+                "subject_token": workloads.svid(),
+                "subject_token_type": JWT_TYPE,
+                "resource": "tool:github",
+                "authorization_details": json.dumps(details),
+            },
+        )
+
+    assert (native.status_code, native.json()["code"]) == (403, "forbidden")
+    assert (reissue.status_code, reissue.json()["code"]) == (403, "forbidden")
+    assert exchange.status_code == 400
+    assert exchange.json() == {"error": "invalid_grant", "error_description": "agent invoice-bot is suspended"}
+    with agent_server.remit.database.transaction() as tx:
+        refusals = [e for e in tx.audit.recent(limit=20) if e.type == "credential.refused"]
+    assert {e.data["channel"] for e in refusals} >= {"native", "reissue", "token_exchange"}
