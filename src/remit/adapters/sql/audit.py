@@ -148,6 +148,11 @@ def _checkpoint(row: Any) -> Checkpoint:  # noqa: ANN401 - a SQLAlchemy Row
     )
 
 
+# Built once: constructing statements per append costs more than executing them.
+_HEAD = select(audit_events.c.seq, audit_events.c.hash).order_by(audit_events.c.seq.desc()).limit(1)
+_INSERT_EVENT = insert(audit_events)
+
+
 class SqlAuditStore:
     """Appends chained audit rows in the caller's transaction; durable when that transaction commits."""
 
@@ -161,9 +166,7 @@ class SqlAuditStore:
         if self._head is None:
             if self._connection.dialect.name == "postgresql":
                 self._connection.execute(select(func.pg_advisory_xact_lock(CHAIN_LOCK_KEY)))
-            last = self._connection.execute(
-                select(audit_events.c.seq, audit_events.c.hash).order_by(audit_events.c.seq.desc()).limit(1)
-            ).first()
+            last = self._connection.execute(_HEAD).first()
             self._head = (last.seq, last.hash) if last is not None else (0, GENESIS_HASH)
         return self._head
 
@@ -180,7 +183,7 @@ class SqlAuditStore:
             previous = record.hash
             records.append(record)
         if records:
-            self._connection.execute(insert(audit_events), [_row_values(r) for r in records])
+            self._connection.execute(_INSERT_EVENT, [_row_values(r) for r in records])
             self._head = (sequence, previous)
         return records
 

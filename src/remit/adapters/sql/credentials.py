@@ -31,6 +31,10 @@ def _record(row: Row[Any]) -> CredentialRecord:
     )
 
 
+_INSERT_CREDENTIAL = insert(credentials)
+_INSERT_USE = insert(evidence_uses)
+
+
 class SqlCredentialStore:
     """Issued-credential records (never the token) on the caller's transaction."""
 
@@ -39,17 +43,18 @@ class SqlCredentialStore:
 
     def add_credential(self, record: CredentialRecord) -> None:
         self._c.execute(
-            insert(credentials).values(
-                jti=record.jti,
-                task_id=record.task_id,
-                agent_id=record.agent_id,
-                audience=record.audience,
-                kid="",
-                epoch=record.epoch,
-                cnf_jkt=record.cnf_jkt,
-                issued_at=record.issued_at,
-                expires_at=record.expires_at,
-            )
+            _INSERT_CREDENTIAL,
+            {
+                "jti": record.jti,
+                "task_id": record.task_id,
+                "agent_id": record.agent_id,
+                "audience": record.audience,
+                "kid": "",
+                "epoch": record.epoch,
+                "cnf_jkt": record.cnf_jkt,
+                "issued_at": record.issued_at,
+                "expires_at": record.expires_at,
+            },
         )
 
     def get_credential(self, jti: str) -> CredentialRecord | None:
@@ -77,7 +82,7 @@ class SqlEvidenceUses:
     def first_use(self, namespace: str, jti: str, expires_at: dt.datetime) -> bool:
         try:
             with self._engine.begin() as connection:
-                connection.execute(insert(evidence_uses).values(namespace=namespace, jti=jti, expires_at=expires_at))
+                connection.execute(_INSERT_USE, {"namespace": namespace, "jti": jti, "expires_at": expires_at})
         except IntegrityError:
             return False
         except SQLAlchemyError as exc:

@@ -69,6 +69,10 @@ def _values(task: Task) -> dict[str, Any]:
     }
 
 
+# Built once: constructing an INSERT per call costs more than executing it.
+_INSERT_TASK = insert(tasks)
+
+
 class SqlTaskStore:
     """Tasks, read and written on the caller's transaction."""
 
@@ -76,7 +80,7 @@ class SqlTaskStore:
         self._c = connection
 
     def add_task(self, task: Task) -> None:
-        self._c.execute(insert(tasks).values(id=task.id, revision=task.revision, **_values(task)))
+        self._c.execute(_INSERT_TASK, {"id": task.id, "revision": task.revision, **_values(task)})
 
     def update_task(self, task: Task, *, expected_revision: int) -> None:
         result = self._c.execute(
