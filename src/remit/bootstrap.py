@@ -13,10 +13,12 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from remit.adapters.audit_keys import Ed25519CheckpointSigner
 from remit.adapters.jose import AccessTokenSigner, AccessTokenVerifier, DpopVerifier, parse_compact
 from remit.adapters.keys import KeyRing, SigningAlgorithm, generate_kek_file, parse_kek, read_kek_file
 from remit.adapters.oidc import OidcAttestor, OidcIssuer
 from remit.adapters.spiffe import BundleSource, JwtSvidAttestor
+from remit.adapters.sql.audit import SqlAuditLedger
 from remit.adapters.sql.credentials import SqlEvidenceUses
 from remit.adapters.sql.engine import SqlDatabase
 from remit.adapters.sql.migrate import current_revision, head_revision
@@ -24,6 +26,8 @@ from remit.adapters.sql.migrate import upgrade as upgrade_schema
 from remit.adapters.sql.revocation_feed import RevocationFeed
 from remit.core.attestation.ports import Attestor
 from remit.core.attestation.service import AttestationService
+from remit.core.audit.models import AuditEvent, SealedRecord
+from remit.core.audit.service import AuditLog
 from remit.core.clock import Clock, SystemClock
 from remit.core.credentials.issuance import IssuanceService
 from remit.core.credentials.models import Limits, VerifiedCredential
@@ -87,6 +91,7 @@ class Remit:
     verifier: Verifier
     evidence_uses: SqlEvidenceUses
     audit_key: bytes = field(repr=False)
+    audit: AuditLog
     _stop: threading.Event = field(default_factory=threading.Event)
     _sweeper: threading.Thread | None = None
 
@@ -220,6 +225,23 @@ def _audit_key(settings: Settings) -> bytes:
     return bytes.fromhex(path.read_text(encoding="ascii").strip())
 
 
+def _audit_signer(settings: Settings) -> Ed25519CheckpointSigner:
+    """The Ed25519 checkpoint key under the home directory, created (0600) on first start like the KEK."""
+    settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return Ed25519CheckpointSigner.load_or_create(settings.home / "audit-signing-key")
+
+
+@dataclass(frozen=True, slots=True)
+class _TransactionalAppender:
+    """Appends one audit event in its own transaction: durable once `append` returns."""
+
+    database: SqlDatabase
+
+    def append(self, event: AuditEvent) -> SealedRecord:
+        with self.database.transaction() as tx:
+            return tx.audit.append(event)
+
+
 def _limits(settings: Settings) -> Limits:
     c = settings.credentials
     return Limits(
@@ -287,7 +309,7 @@ def build(settings: Settings, *, clock: Clock | None = None, ids: IdFactory | No
     issuer = settings.issuer_url
     signer = AccessTokenSigner(key_ring)
     tokens = AccessTokenVerifier(key_ring, issuer=issuer, clock=clock)
-    evidence_uses = SqlEvidenceUses(database.engine)
+    evidence_uses = SqlEvidenceUses(database)
     proofs = DpopVerifier(clock=clock, replay_guard=evidence_uses)
     attestation = AttestationService(
         _attestors(settings, clock),
@@ -335,4 +357,11 @@ def build(settings: Settings, *, clock: Clock | None = None, ids: IdFactory | No
         verifier=Verifier(tokens, index, proofs=proofs, index_is_current=feed.is_current),
         evidence_uses=evidence_uses,
         audit_key=audit_key,
+        audit=AuditLog(
+            appender=_TransactionalAppender(database),
+            ledger=SqlAuditLedger(database.engine),
+            clock=clock,
+            hmac_key=audit_key,
+            signer=_audit_signer(settings),
+        ),
     )

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, Row, delete, insert, select, update
+from sqlalchemy import Connection, Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from remit.adapters.sql.tables import credentials, evidence_uses
 from remit.core.credentials.tokens import CredentialRecord
 from remit.errors import Unavailable
+
+if TYPE_CHECKING:
+    from remit.adapters.sql.engine import SqlDatabase
 
 __all__ = ["SqlCredentialStore", "SqlEvidenceUses"]
 
@@ -76,12 +79,13 @@ class SqlEvidenceUses:
     Each call runs in its own short transaction, so a use is durable before the caller proceeds.
     """
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(self, database: SqlDatabase) -> None:
+        self._database = database
+        self._engine = database.engine
 
     def first_use(self, namespace: str, jti: str, expires_at: dt.datetime) -> bool:
         try:
-            with self._engine.begin() as connection:
+            with self._database.serialized(), self._engine.begin() as connection:
                 connection.execute(_INSERT_USE, {"namespace": namespace, "jti": jti, "expires_at": expires_at})
         except IntegrityError:
             return False
@@ -91,5 +95,5 @@ class SqlEvidenceUses:
         return True
 
     def purge(self, now: dt.datetime) -> int:
-        with self._engine.begin() as connection:
+        with self._database.serialized(), self._engine.begin() as connection:
             return int(connection.execute(delete(evidence_uses).where(evidence_uses.c.expires_at < now)).rowcount)
