@@ -13,6 +13,7 @@ from typer.core import TyperGroup
 from remit.cli.commands import (
     agent,
     apply,
+    audit,
     credential,
     function,
     grant,
@@ -85,5 +86,5 @@ def _root(
     ctx.obj = CliState(server=server_url, token=token, token_file=token_file, printer=Printer(output))
 
 
-for _module in (server, keys, owner, function, agent, tool, workflow, grant, apply, task, credential):
+for _module in (server, keys, owner, function, agent, tool, workflow, grant, apply, task, credential, audit):
     _module.register(app)

@@ -17,6 +17,7 @@ from remit.http.boundary import Boundary
 from remit.http.metrics import HttpMetrics
 from remit.http.problems import exception_handlers
 from remit.http.routes import health, oauth
+from remit.http.routes.audit import AuditController, trace
 from remit.http.routes.registry import (
     AgentController,
     FunctionController,
@@ -62,6 +63,7 @@ def _openapi() -> OpenAPIConfig:
                 ("grants", "standing grants: reads of public or internal resources only"),
                 ("reports", "registry reports"),
                 ("tasks", "tasks and their credentials: declared by attested agents"),
+                ("audit", "the hash-chained audit log: traces, verification, export and checkpoints"),
                 ("oauth", "RFC 8693 token exchange, RFC 7662 introspection, RFC 7009 revocation"),
                 ("discovery", "JWKS and RFC 8414 metadata"),
                 ("health", "liveness, readiness and metrics"),
@@ -94,6 +96,7 @@ def create_app(remit: Remit) -> Litestar:
             ToolController,
             WorkflowController,
             GrantController,
+            AuditController,
         ],
         guards=[operator_guard],
         security=[{OPERATOR_SCHEME: []}],
@@ -103,6 +106,7 @@ def create_app(remit: Remit) -> Litestar:
         route_handlers=[
             v1,
             TaskController,
+            trace,
             oauth.token,
             oauth.introspect,
             oauth.revoke,

@@ -30,6 +30,7 @@ from remit.errors import (
 )
 from remit.sdk.evidence import EvidenceSource
 from remit.sdk.task import TaskSession
+from remit.wire.audit import AuditEventsOut, OcsfEventsOut, TraceOut, VerificationOut
 from remit.wire.problem import Problem, error_from_problem
 from remit.wire.registry import (
     AgentChange,
@@ -418,6 +419,58 @@ class RemitClient:
     def revoke_token(self, token: str) -> None:
         """POST /oauth2/revoke (RFC 7009) as the operator: succeeds whether or not the token was valid."""
         self._form("/oauth2/revoke", {"token": token})
+
+    # ------------------------------------------------------------ audit (the operator side)
+
+    def trace_task(self, task_id: str) -> TraceOut:
+        """GET /v1/tasks/{id}/trace: the task and its descendants' audit records, by sequence (operator token)."""
+        return self._call(TraceOut, "GET", f"/v1/tasks/{_ref(task_id)}/trace")
+
+    def audit_events(
+        self,
+        *,
+        after_seq: int = 0,
+        task: str | None = None,
+        agent: str | None = None,
+        types: Sequence[str] = (),
+        limit: int | None = None,
+    ) -> AuditEventsOut:
+        """GET /v1/audit/events: records after `after_seq` in sequence order, filtered by task, agent and types."""
+        params = {"after_seq": after_seq, "task": task, "agent": agent, "type": list(types) or None, "limit": limit}
+        return self._call(AuditEventsOut, "GET", "/v1/audit/events", params=params)
+
+    def audit_ocsf(
+        self,
+        *,
+        after_seq: int = 0,
+        task: str | None = None,
+        agent: str | None = None,
+        types: Sequence[str] = (),
+        limit: int | None = None,
+    ) -> OcsfEventsOut:
+        """GET /v1/audit/ocsf: the same records as OCSF 1.8.0 events."""
+        params = {"after_seq": after_seq, "task": task, "agent": agent, "type": list(types) or None, "limit": limit}
+        return self._call(OcsfEventsOut, "GET", "/v1/audit/ocsf", params=params)
+
+    def verify_audit(self) -> VerificationOut:
+        """GET /v1/audit/verify: verify the whole chain; `ok`, or the first fault with its sequence."""
+        return self._call(VerificationOut, "GET", "/v1/audit/verify")
+
+    def audit_checkpoints(self) -> list[dict[str, Any]]:
+        """GET /v1/audit/checkpoints: every signed checkpoint, to anchor elsewhere."""
+        body = self._request("GET", "/v1/audit/checkpoints").json()
+        if not isinstance(body, list):
+            msg = "unexpected response from the server for GET /v1/audit/checkpoints"
+            raise InternalError(msg)
+        return body
+
+    def create_audit_checkpoint(self) -> dict[str, Any]:
+        """POST /v1/audit/checkpoints: sign a checkpoint of the head now (`created` false when already signed)."""
+        body = self._request("POST", "/v1/audit/checkpoints").json()
+        if not isinstance(body, dict):
+            msg = "unexpected response from the server for POST /v1/audit/checkpoints"
+            raise InternalError(msg)
+        return body
 
     def _form(self, path: str, data: Mapping[str, str]) -> httpx.Response:
         # The OAuth endpoints take form bodies; the token travels only in the body, never in an error message.
