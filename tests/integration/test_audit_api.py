@@ -9,6 +9,7 @@ from typing import Any
 
 from tests.integration.conftest import LiveServer
 from tests.integration.test_http_tasks import Workloads, _declaration, agent_server, workloads
+from tests.unit.core.credentials.conftest import ISSUER, declaration, workload
 
 __all__ = ["agent_server", "workloads"]  # fixtures used here
 
@@ -145,3 +146,26 @@ def test_checkpoint_is_signed_once_and_exported(agent_server: LiveServer, worklo
         1,
         exported[0]["sequence"],
     )
+
+
+def test_trace_of_a_parent_covers_its_delegated_task(agent_server: LiveServer) -> None:
+    """A parent's trace includes the delegated child's start, credential and its revocation when the parent ends."""
+    remit = agent_server.remit
+    parent, _ = remit.issuance.start_task(workload(), declaration())
+    delegation = remit.issuance.reissue(workload(), parent.id, audience=ISSUER)
+    child, child_credential = remit.issuance.start_task(
+        workload("agents/helper-bot"), declaration(parent_token=delegation.token)
+    )
+    with agent_server.client() as operator:
+        ended = operator.post(f"/v1/tasks/{parent.id}/end", json={"outcome": "cancelled", "reason": "done"})
+        response = operator.get(f"/v1/tasks/{parent.id}/trace")
+    assert ended.status_code == 200, ended.text
+    trace = response.json()
+    assert trace["task_ids"] == [parent.id, child.id]
+    timeline = [(e["task_id"], e["type"]) for e in trace["events"]]
+    assert (child.id, "task.started") in timeline
+    assert timeline.index((child.id, "task.started")) < timeline.index((child.id, "task.revoked"))
+    assert timeline[-1][1] in {"task.cancelled", "task.revoked"}
+    assert [e["sequence"] for e in trace["events"]] == sorted(e["sequence"] for e in trace["events"])
+    assert delegation.token not in response.text
+    assert child_credential.token not in response.text

@@ -6,6 +6,7 @@ Every route needs the operator token. Records carry credentials only as `jti_hma
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 from collections.abc import Iterable
@@ -38,6 +39,8 @@ __all__ = ["AuditController", "event_out", "task_trace"]
 
 _MAX_EVENTS: Final = 1000
 _TASK_PAGE: Final = 500
+# Ids and creation times come from each replica's clock: allow for skew when stopping the scan.
+_CLOCK_SLACK: Final = dt.timedelta(minutes=5)
 _REFUSED: Final = "credential.refused"
 _Type = QueryParameter(name="type", description="only records of these event types")
 _TaskId = Parameter(min_length=5, max_length=40, pattern=r"^tsk_[0-9a-z]{26}$", description="task id")
@@ -85,9 +88,9 @@ def _descendants(remit: Remit, task: Task) -> list[Task]:
     """Ids of the tasks delegated from `task` (at any depth): their lineage names it.
 
     Ids sort by creation time and a descendant is created while its ancestor runs, so only tasks
-    created from `task` until its end (or deadline) are read.
+    created from `task` until its end (or deadline), plus slack for clocks of other replicas, are read.
     """
-    until = max(task.deadline, task.ended_at or task.deadline)
+    until = max(task.deadline, task.ended_at or task.deadline) + _CLOCK_SLACK
     found: list[Task] = []
     after: str | None = task.id
     while after is not None:
