@@ -7,6 +7,8 @@ only ever reduce access). Operators may read and end any task with the operator 
 
 from __future__ import annotations
 
+import contextlib
+
 from typing import Annotated, Any, Final
 
 from litestar import Controller, Request, Response, get, post
@@ -20,7 +22,7 @@ from remit.core.credentials.issuance import TaskDeclaration
 from remit.core.credentials.models import IssuedCredential
 from remit.core.registry.service import MAX_PAGE
 from remit.core.tasks.models import Task, TaskState, parse_authorization_details
-from remit.errors import NotFound
+from remit.errors import NotFound, Unauthenticated
 from remit.http.auth import bearer_token
 from remit.http.mapping import duration_in
 from remit.http.problems import problem_responses
@@ -111,12 +113,16 @@ def caller_of(remit: Remit, request: Request[Any, Any, Any]) -> tuple[AuditActor
     header = request.headers.get("authorization") or ""
     scheme, _, presented = header.strip().partition(" ")
     presented = presented.strip()
-    if scheme.lower() == "dpop" or (scheme.lower() == "bearer" and presented.count(".") == 2):  # noqa: PLR2004 - JWS
+    if scheme.lower() == "bearer":
+        # The operator token first (constant time), so an operator token that happens to contain
+        # dots is never mistaken for a credential.
+        with contextlib.suppress(Unauthenticated):
+            return AuditActor(ActorKind.OPERATOR, remit.operator.authenticate(bearer_token(header))), None
+    if scheme.lower() in {"dpop", "bearer"} and presented.count(".") == 2:  # noqa: PLR2004 - a compact JWS
         dpop = _Dpop(request.headers.get("dpop"), request.method, request_url(remit, request))
         credential = remit.verify_own_credential(presented, dpop=dpop)
         return AuditActor(ActorKind.AGENT, credential.agent_id), credential.task_id
-    name = remit.operator.authenticate(bearer_token(header))
-    return AuditActor(ActorKind.OPERATOR, name), None
+    raise Unauthenticated("an operator token or the task's own credential is required")
 
 
 def _own(task_id: str, credential_task: str | None) -> None:
