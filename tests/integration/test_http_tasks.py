@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jwt  # noqa: TID251 - an independent JOSE library checks our tokens
 import pytest
 
@@ -145,6 +146,29 @@ def _declaration(svid: str, **overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
+
+
+def _exchange(client: httpx.Client, svid: str, *, duration: object = 60, **form: str) -> httpx.Response:
+    """POST an RFC 8693 exchange for the standard test declaration; `form` adds or overrides fields."""
+    details = [
+        {
+            "type": "remit_task",
+            "workflow": "release-docs@1",
+            "objective": "x",
+            "expected_duration_seconds": duration,
+            "environment": "prod",
+        },
+        {"type": "remit_tool", "tool": "github", "actions": ["read_file"], "resources": ["repo:acme/docs"]},
+    ]
+    body = {
+        "grant_type": TOKEN_EXCHANGE,
+        "subject_token": svid,
+        "subject_token_type": JWT_TYPE,
+        "resource": "tool:github",
+        "authorization_details": json.dumps(details),
+        **form,
+    }
+    return client.post("/oauth2/token", data=body)
 
 
 def _jwks_keys(live: LiveServer) -> dict[str, Any]:
@@ -297,28 +321,8 @@ def test_token_endpoint_refusals_use_rfc6749_errors(agent_server: LiveServer, fo
 
 def test_two_audiences_are_invalid_target(agent_server: LiveServer, workloads: Workloads) -> None:
     """One audience per token (C10): resource and audience disagreeing is invalid_target."""
-    details = [
-        {
-            "type": "remit_task",
-            "workflow": "release-docs@1",
-            "objective": "x",
-            "expected_duration_seconds": 60,
-            "environment": "prod",
-        },
-        {"type": "remit_tool", "tool": "github", "actions": ["read_file"], "resources": ["repo:acme/docs"]},
-    ]
     with agent_server.client(authenticated=False) as client:
-        response = client.post(
-            "/oauth2/token",
-            data={
-                "grant_type": TOKEN_EXCHANGE,
-                "subject_token": workloads.svid(),
-                "subject_token_type": JWT_TYPE,
-                "resource": "tool:github",
-                "audience": "tool:stripe",
-                "authorization_details": json.dumps(details),
-            },
-        )
+        response = _exchange(client, workloads.svid(), audience="tool:stripe")
     assert response.json()["error"] == "invalid_target"
 
 
@@ -437,27 +441,8 @@ def test_token_exchange_refuses_a_bad_duration(
     agent_server: LiveServer, workloads: Workloads, duration: object
 ) -> None:
     """A remit_task detail with a non-positive, too long or non-integer duration is invalid_authorization_details."""
-    details = [
-        {
-            "type": "remit_task",
-            "workflow": "release-docs@1",
-            "objective": "x",
-            "expected_duration_seconds": duration,
-            "environment": "prod",
-        },
-        {"type": "remit_tool", "tool": "github", "actions": ["read_file"], "resources": ["repo:acme/docs"]},
-    ]
     with agent_server.client(authenticated=False) as client:
-        response = client.post(
-            "/oauth2/token",
-            data={
-                "grant_type": TOKEN_EXCHANGE,
-                "subject_token": workloads.svid(),
-                "subject_token_type": JWT_TYPE,
-                "resource": "tool:github",
-                "authorization_details": json.dumps(details),
-            },
-        )
+        response = _exchange(client, workloads.svid(), duration=duration)
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_authorization_details"
 
@@ -470,31 +455,12 @@ def test_every_issuance_door_runs_the_same_admission(agent_server: LiveServer, w
         operator.post("/v1/agents/invoice-bot/suspend", json={"reason": "incident"}).raise_for_status()
         operator.post("/v1/agents/invoice-bot/reactivate", json={"reason": "cleared"}).raise_for_status()
         operator.post("/v1/agents/invoice-bot/suspend", json={"reason": "again"}).raise_for_status()
-    details = [
-        {
-            "type": "remit_task",
-            "workflow": "release-docs@1",
-            "objective": "x",
-            "expected_duration_seconds": 60,
-            "environment": "prod",
-        },
-        {"type": "remit_tool", "tool": "github", "actions": ["read_file"], "resources": ["repo:acme/docs"]},
-    ]
     with agent_server.client(authenticated=False) as client:
         native = client.post("/v1/tasks", json=_declaration(workloads.svid()))
         reissue = client.post(
             f"/v1/tasks/{task_id}/credentials", json={"evidence": {"kind": "jwt_svid", "token": workloads.svid()}}
         )
-        exchange = client.post(
-            "/oauth2/token",
-            data={
-                "grant_type": TOKEN_EXCHANGE,
-                "subject_token": workloads.svid(),
-                "subject_token_type": JWT_TYPE,
-                "resource": "tool:github",
-                "authorization_details": json.dumps(details),
-            },
-        )
+        exchange = _exchange(client, workloads.svid())
 
     assert (native.status_code, native.json()["code"]) == (403, "forbidden")
     assert (reissue.status_code, reissue.json()["code"]) == (403, "forbidden")
