@@ -469,3 +469,16 @@ def test_every_issuance_door_runs_the_same_admission(agent_server: LiveServer, w
     with agent_server.remit.database.transaction() as tx:
         refusals = [e for e in tx.audit.recent(limit=20) if e.type == "credential.refused"]
     assert {e.data["channel"] for e in refusals} >= {"native", "reissue", "token_exchange"}
+
+
+def test_an_operator_token_with_dots_is_not_taken_for_a_credential(tmp_path: Path, sqlite_template: Path) -> None:
+    """Operator tokens are tried first: one shaped like a JWS still authenticates the operator on task routes."""
+    token = "operator.token." + secrets.token_urlsafe(16)
+    settings = Settings(
+        home=tmp_path, store=StoreSettings(url=f"sqlite:///{tmp_path / 'remit.db'}"), operator_token=SecretStr(token)
+    )
+    shutil.copyfile(sqlite_template, tmp_path / "remit.db")
+    upgrade_database(settings)
+    with running(settings, token) as live, live.client() as operator:
+        response = operator.get("/v1/tasks/tsk_00000000000000000000000001")
+    assert response.status_code == 404
