@@ -50,6 +50,11 @@ OPERATOR_ROUTES = [
     ("GET", "/v1/grants"),
     ("POST", "/v1/grants"),
     ("DELETE", "/v1/grants/grt_x"),
+    ("GET", "/v1/audit/verify"),
+    ("GET", "/v1/audit/events"),
+    ("GET", "/v1/audit/ocsf"),
+    ("GET", "/v1/audit/checkpoints"),
+    ("POST", "/v1/audit/checkpoints"),
     ("GET", "/metrics"),
 ]
 
