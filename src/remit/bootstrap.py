@@ -90,14 +90,9 @@ class Remit:
     feed: RevocationFeed
     verifier: Verifier
     evidence_uses: SqlEvidenceUses
-    audit_key: bytes = field(repr=False)
     audit: AuditLog
     _stop: threading.Event = field(default_factory=threading.Event)
     _sweeper: threading.Thread | None = None
-
-    def fingerprint(self, value: str) -> str:
-        """HMAC-SHA256 of a sensitive value (a credential jti) for logs and audit: correlatable, not usable."""
-        return hmac.new(self.audit_key, value.encode(), hashlib.sha256).hexdigest()
 
     def verify_own_credential(
         self, token: str, *, dpop: DpopCheck | None = None, check_binding: bool = True
@@ -297,11 +292,14 @@ def build(settings: Settings, *, clock: Clock | None = None, ids: IdFactory | No
     database = SqlDatabase.connect(settings.store_url, sqlite_synchronous=settings.store.sqlite_synchronous)
     bus = InProcessEventBus()
     token, _ = ensure_operator_token(settings)
-    audit_key = _audit_key(settings)
-
-    def fingerprint(value: str) -> str:
-        return hmac.new(audit_key, value.encode(), hashlib.sha256).hexdigest()
-
+    # One HMAC of sensitive values (credential jtis) for every audit record: the audit log's.
+    audit = AuditLog(
+        appender=_TransactionalAppender(database),
+        ledger=SqlAuditLedger(database.engine),
+        clock=clock,
+        hmac_key=_audit_key(settings),
+        signer=_audit_signer(settings),
+    )
     registry = RegistryService(database.transaction, clock=clock, ids=ids, bus=bus)
     key_ring = KeyRing.open(
         settings.keys_directory, _kek(settings), now=clock.now(), algorithm=SigningAlgorithm(settings.keys.algorithm)
@@ -330,11 +328,11 @@ def build(settings: Settings, *, clock: Clock | None = None, ids: IdFactory | No
         index=index,
         issuer=issuer,
         limits=_limits(settings),
-        fingerprint=fingerprint,
+        fingerprint=audit.hmac_of,
         gateway_audiences=frozenset(settings.credentials.gateway_audiences),
     )
     revocation = RevocationService(
-        database.transaction, clock=clock, ids=ids, fingerprint=fingerprint, on_revocations=feed.refresh
+        database.transaction, clock=clock, ids=ids, fingerprint=audit.hmac_of, on_revocations=feed.refresh
     )
     return Remit(
         settings=settings,
@@ -356,12 +354,5 @@ def build(settings: Settings, *, clock: Clock | None = None, ids: IdFactory | No
         feed=feed,
         verifier=Verifier(tokens, index, proofs=proofs, index_is_current=feed.is_current),
         evidence_uses=evidence_uses,
-        audit_key=audit_key,
-        audit=AuditLog(
-            appender=_TransactionalAppender(database),
-            ledger=SqlAuditLedger(database.engine),
-            clock=clock,
-            hmac_key=audit_key,
-            signer=_audit_signer(settings),
-        ),
+        audit=audit,
     )

@@ -416,19 +416,12 @@ class IssuanceService:
         self, tx: CredentialsTransaction, event_type: str, agent: Agent, task: Task, data: dict[str, Any]
     ) -> None:
         tx.audit.append(
-            AuditEvent(
-                id=self._ids.new("event"),
-                type=event_type,
+            task.audit_event(
+                event_id=self._ids.new("event"),
+                event_type=event_type,
                 occurred_at=self._clock.now(),
                 actor=AuditActor(ActorKind.AGENT, agent.id),
-                subject_kind="task",
-                subject_id=task.id,
                 data=data,
-                task_id=task.id,
-                agent_id=agent.id,
-                owner_id=task.owner_id,
-                function_id=task.function_id,
-                correlation_id=task.id,
             )
         )
 

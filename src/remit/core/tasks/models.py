@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Self
 
+from remit.core.audit.models import AuditActor, AuditEvent
 from remit.core.registry.models import WorkflowVersion, parse_environment, parse_name, parse_text
 from remit.core.registry.patterns import parse_pattern, pattern_within
 from remit.errors import InvalidRequest
@@ -180,6 +181,25 @@ class Task:
 
     def remaining(self, now: dt.datetime) -> dt.timedelta:
         return max(self.deadline - now, dt.timedelta(0))
+
+    def audit_event(
+        self, *, event_id: str, event_type: str, occurred_at: dt.datetime, actor: AuditActor, data: dict[str, Any]
+    ) -> AuditEvent:
+        """An audit record about this task, correlated by its id (`txn`) and traced to agent, owner and function."""
+        return AuditEvent(
+            id=event_id,
+            type=event_type,
+            occurred_at=occurred_at,
+            actor=actor,
+            subject_kind="task",
+            subject_id=self.id,
+            data=data,
+            task_id=self.id,
+            agent_id=self.agent_id,
+            owner_id=self.owner_id,
+            function_id=self.function_id,
+            correlation_id=self.id,
+        )
 
     def effective_state(self, now: dt.datetime) -> TaskState:
         """The state as of `now`: a running task past its deadline is expired even before a sweep records it."""

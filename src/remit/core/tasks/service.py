@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from remit.core.audit.models import AuditActor, AuditEvent
+from remit.core.audit.models import AuditActor
 from remit.core.clock import Clock
 from remit.core.ids import IdFactory
 from remit.core.registry.models import Page, WorkflowState
@@ -78,19 +78,12 @@ class TaskService:
         self, tx: TaskTransaction, event_type: str, actor: AuditActor, task: Task, data: dict[str, Any]
     ) -> None:
         tx.audit.append(
-            AuditEvent(
-                id=self._ids.new("event"),
-                type=event_type,
+            task.audit_event(
+                event_id=self._ids.new("event"),
+                event_type=event_type,
                 occurred_at=self._clock.now(),
                 actor=actor,
-                subject_kind="task",
-                subject_id=task.id,
                 data=data,
-                task_id=task.id,
-                agent_id=task.agent_id,
-                owner_id=task.owner_id,
-                function_id=task.function_id,
-                correlation_id=task.id,
             )
         )
 
