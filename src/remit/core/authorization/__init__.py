@@ -1,0 +1,1 @@
+"""Per-call decisions: guardrails no policy can loosen, then Cedar policies, one `Decision` with reasons."""

@@ -1,0 +1,197 @@
+"""The decision model: what an enforcement point asks (`AccessRequest`) and what it gets (`Decision`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from remit.core.registry.models import RiskClass, Sensitivity
+
+if TYPE_CHECKING:
+    from remit.core.credentials.verification import DpopCheck
+    from remit.core.registry.models import Agent, BusinessFunction, Owner, Tool, ToolAction
+    from remit.core.tasks.models import Task
+
+__all__ = [
+    "AccessRequest",
+    "Decision",
+    "Effect",
+    "Elevation",
+    "PolicyRequest",
+    "PolicyResult",
+    "Reason",
+    "ReasonKind",
+    "ResolvedInputs",
+]
+
+
+class Effect(StrEnum):
+    """The answer: allowed, refused, or allowed only after a human approves (just-in-time elevation)."""
+
+    ALLOW = "allow"
+    DENY = "deny"
+    STEP_UP = "step_up"
+
+
+class ReasonKind(StrEnum):
+    """Where a reason comes from: a built-in guardrail, a Cedar policy, or an error while deciding."""
+
+    GUARDRAIL = "guardrail"
+    POLICY = "policy"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """One reason for a decision: `id` names the guardrail, the Cedar policy id, or the error code."""
+
+    kind: ReasonKind
+    id: str
+    detail: str = ""
+
+    def as_json(self) -> dict[str, str]:
+        body = {"kind": self.kind.value, "id": self.id}
+        if self.detail:
+            body["detail"] = self.detail
+        return body
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccessRequest:
+    """A question from an enforcement point: may the holder of `token` do `action` on `resource` now.
+
+    `audience` is the enforcement point asking (a tool or a gateway); the credential must be minted
+    for it. `environment` and `sensitivity` are what the enforcement point believes; the registry's
+    facts win, and a stated value may only make the request stricter. `context` carries extra facts
+    for policies (amounts, record counts...): scalars only.
+    """
+
+    token: str = field(repr=False)
+    audience: str
+    tool: str
+    action: str
+    resource: str
+    environment: str | None = None
+    sensitivity: Sensitivity | None = None
+    context: Mapping[str, str | int | bool] = field(default_factory=dict)
+    dpop: DpopCheck | None = None
+    correlation_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResolvedInputs:
+    """The facts the decision was made on, as far as they were established (for audit and explain)."""
+
+    task_id: str | None = None
+    agent_id: str | None = None
+    owner_id: str | None = None
+    function_id: str | None = None
+    workflow: str | None = None
+    objective: str | None = None
+    tool: str = ""
+    action: str = ""
+    resource: str = ""
+    risk_class: RiskClass | None = None
+    sensitivity: Sensitivity | None = None
+    environment: str | None = None
+    delegation_chain: tuple[str, ...] = ()
+    credential_fingerprint: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id,
+            "agent_id": self.agent_id,
+            "owner_id": self.owner_id,
+            "function_id": self.function_id,
+            "workflow": self.workflow,
+            "objective": self.objective,
+            "tool": self.tool,
+            "action": self.action,
+            "resource": self.resource,
+            "risk_class": self.risk_class.value if self.risk_class else None,
+            "sensitivity": self.sensitivity.label if self.sensitivity is not None else None,
+            "environment": self.environment,
+            "delegation_chain": list(self.delegation_chain),
+            "credential_jti_hmac": self.credential_fingerprint,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Decision:
+    """The decision: effect, every reason, the id the audit record carries, and the policy version used."""
+
+    id: str
+    effect: Effect
+    reasons: tuple[Reason, ...]
+    policy_version: int | None
+    decided_at: dt.datetime
+    inputs: ResolvedInputs
+    elevation_id: str | None = None
+    approval_id: str | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.effect is Effect.ALLOW
+
+    def as_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "decision_id": self.id,
+            "effect": self.effect.value,
+            "reasons": [r.as_json() for r in self.reasons],
+            "policy_version": self.policy_version,
+            "decided_at": self.decided_at.isoformat(),
+        }
+        if self.elevation_id is not None:
+            body["elevation_id"] = self.elevation_id
+        if self.approval_id is not None:
+            body["approval_id"] = self.approval_id
+        return body
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Elevation:
+    """A live just-in-time permission for one action on one resource within one task (approvals issue)."""
+
+    id: str
+    task_id: str
+    tool: str
+    action: str
+    resource: str
+    expires_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PolicyRequest:
+    """What the policy engine sees: registry facts and the task, never the raw token.
+
+    Every field is established by the guardrails first (the agent and owner are active, the
+    action is in the task's scope...), so policies only ever narrow an answer the guardrails allow.
+    """
+
+    agent: Agent
+    owner: Owner
+    function: BusinessFunction | None
+    tool: Tool
+    action: ToolAction
+    resource: str
+    sensitivity: Sensitivity
+    resource_environment: str | None
+    task: Task
+    environment: str
+    delegation_chain: tuple[str, ...]
+    now: dt.datetime
+    elevated: bool
+    context: Mapping[str, str | int | bool] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyResult:
+    """Cedar's answer: allowed only on an explicit permit and no forbid; the determining policy ids; errors."""
+
+    allowed: bool
+    policy_ids: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
