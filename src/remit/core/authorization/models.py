@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from remit.core.registry.models import RiskClass, Sensitivity
 
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from remit.core.tasks.models import Task
 
 __all__ = [
+    "REQUEST_CONTEXT_TYPES",
     "AccessRequest",
     "Decision",
     "Effect",
@@ -27,6 +28,16 @@ __all__ = [
     "ReasonKind",
     "ResolvedInputs",
 ]
+
+
+# The facts an enforcement point may add for policies (`context.request.<name>` in Cedar). A closed set:
+# the policy schema declares each one, so a policy can be validated against it, and any other key is refused.
+REQUEST_CONTEXT_TYPES: Final[Mapping[str, type]] = {
+    "amount": int,  # in the currency's minor unit (cents)
+    "currency": str,  # ISO 4217 code
+    "record_count": int,  # rows or records an export or bulk action touches
+    "reason": str,  # free text from the caller, for policies that require one
+}
 
 
 class Effect(StrEnum):
