@@ -26,8 +26,13 @@ from remit.adapters.sql.migrate import upgrade as upgrade_schema
 from remit.adapters.sql.revocation_feed import RevocationFeed
 from remit.core.attestation.ports import Attestor
 from remit.core.attestation.service import AttestationService
-from remit.core.audit.models import AuditEvent, SealedRecord
+from remit.core.audit.models import AuditActor, AuditEvent, SealedRecord
 from remit.core.audit.service import AuditLog
+from remit.core.authorization.facts import CachedFacts
+from remit.core.authorization.models import PolicyRequest, PolicyResult
+from remit.core.authorization.ports import NoElevations, PolicyEvaluator
+from remit.core.authorization.service import DecisionService
+from remit.core.authorization.strikes import AuditObjectiveStrikes
 from remit.core.clock import Clock, SystemClock
 from remit.core.credentials.issuance import IssuanceService
 from remit.core.credentials.models import Limits, VerifiedCredential
@@ -91,6 +96,9 @@ class Remit:
     verifier: Verifier
     evidence_uses: SqlEvidenceUses
     audit: AuditLog
+    facts: CachedFacts
+    policy_engine: PolicyEvaluator
+    decisions: DecisionService
     _stop: threading.Event = field(default_factory=threading.Event)
     _sweeper: threading.Thread | None = None
 
@@ -237,6 +245,15 @@ class _TransactionalAppender:
             return tx.audit.append(event)
 
 
+class _NoPolicySet:
+    """The policy engine before any policy set is active: the policy guardrail denies every request."""
+
+    version: int | None = None
+
+    def evaluate(self, request: PolicyRequest) -> PolicyResult:  # noqa: ARG002 - nothing to evaluate
+        return PolicyResult(allowed=False, errors=("no policy set is active",))
+
+
 def _limits(settings: Settings) -> Limits:
     c = settings.credentials
     return Limits(
@@ -334,6 +351,29 @@ def build(settings: Settings, *, clock: Clock | None = None, ids: IdFactory | No
     revocation = RevocationService(
         database.transaction, clock=clock, ids=ids, fingerprint=audit.hmac_of, on_revocations=feed.refresh
     )
+    verifier = Verifier(tokens, index, proofs=proofs, index_is_current=feed.is_current)
+    facts = CachedFacts(
+        database.transaction, clock=clock, ttl=dt.timedelta(seconds=settings.decisions.facts_ttl_seconds)
+    )
+    facts.subscribe(bus)
+    policy_engine: PolicyEvaluator = _NoPolicySet()
+
+    def end_task(task_id: str, *, reason: str) -> None:
+        tasks.revoke(task_id, reason=reason, actor=AuditActor.system())
+
+    decisions = DecisionService(
+        verifier=verifier,
+        facts=facts,
+        policies=policy_engine,
+        elevations=NoElevations(),
+        audit=audit,
+        strikes=AuditObjectiveStrikes(audit),
+        end_task=end_task,
+        clock=clock,
+        ids=ids,
+        gateway_audiences=settings.credentials.gateway_audiences,
+        strike_threshold=settings.decisions.out_of_objective_threshold,
+    )
     return Remit(
         settings=settings,
         database=database,
@@ -352,7 +392,10 @@ def build(settings: Settings, *, clock: Clock | None = None, ids: IdFactory | No
         revocation=revocation,
         index=index,
         feed=feed,
-        verifier=Verifier(tokens, index, proofs=proofs, index_is_current=feed.is_current),
+        verifier=verifier,
         evidence_uses=evidence_uses,
         audit=audit,
+        facts=facts,
+        policy_engine=policy_engine,
+        decisions=decisions,
     )

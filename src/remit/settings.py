@@ -20,6 +20,7 @@ from pydantic_settings import (
 __all__ = [
     "AttestationSettings",
     "CredentialSettings",
+    "DecisionSettings",
     "KeySettings",
     "OidcIssuerSettings",
     "ServerSettings",
@@ -110,6 +111,17 @@ class CredentialSettings(BaseModel):
     revocation_poll_seconds: float = Field(default=0.5, ge=0.05, le=30)
 
 
+class DecisionSettings(BaseModel):
+    """The per-call decision path (C14, C20)."""
+
+    out_of_objective_threshold: int = Field(
+        default=3, ge=1, le=100, description="out-of-objective requests after which a task is revoked (C20)"
+    )
+    facts_ttl_seconds: float = Field(
+        default=2.0, ge=0.0, le=60, description="how long registry facts are cached on the decision path"
+    )
+
+
 class _EnvSource(EnvSettingsSource):
     """REMIT_* variables, except that a plain-URL REMIT_SERVER (the CLI's "which server") is not our section."""
 
@@ -134,6 +146,7 @@ class Settings(BaseSettings):
     keys: KeySettings = KeySettings()
     attestation: AttestationSettings = AttestationSettings()
     credentials: CredentialSettings = CredentialSettings()
+    decisions: DecisionSettings = DecisionSettings()
     audit_hmac_key_file: Path | None = Field(default=None, description="empty means <home>/audit-hmac-key")
 
     @classmethod

@@ -16,7 +16,7 @@ from remit.http.auth import operator_actor, operator_guard
 from remit.http.boundary import Boundary
 from remit.http.metrics import HttpMetrics
 from remit.http.problems import exception_handlers
-from remit.http.routes import health, oauth
+from remit.http.routes import decisions, health, oauth
 from remit.http.routes.audit import AuditController, trace
 from remit.http.routes.registry import (
     AgentController,
@@ -107,6 +107,10 @@ def create_app(remit: Remit) -> Litestar:
             v1,
             TaskController,
             trace,
+            decisions.decide,
+            decisions.evaluation,
+            decisions.evaluations,
+            decisions.authzen_configuration,
             oauth.token,
             oauth.introspect,
             oauth.revoke,

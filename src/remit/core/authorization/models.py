@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final
 
 from remit.core.registry.models import RiskClass, Sensitivity
+from remit.errors import InvalidRequest
 
 if TYPE_CHECKING:
     from remit.core.credentials.verification import DpopCheck
@@ -27,8 +28,11 @@ __all__ = [
     "Reason",
     "ReasonKind",
     "ResolvedInputs",
+    "parse_request_context",
 ]
 
+
+_MAX_CONTEXT_TEXT: Final = 1000
 
 # The facts an enforcement point may add for policies (`context.request.<name>` in Cedar). A closed set:
 # the policy schema declares each one, so a policy can be validated against it, and any other key is refused.
@@ -38,6 +42,32 @@ REQUEST_CONTEXT_TYPES: Final[Mapping[str, type]] = {
     "record_count": int,  # rows or records an export or bulk action touches
     "reason": str,  # free text from the caller, for policies that require one
 }
+
+
+def parse_request_context(
+    raw: Mapping[str, object], *, ignore_unknown: bool = False
+) -> tuple[dict[str, str | int | bool], tuple[str, ...]]:
+    """Check request facts against `REQUEST_CONTEXT_TYPES`; returns (facts, names ignored).
+
+    Unknown names are refused unless `ignore_unknown` (AuthZEN contexts are open by design); a known
+    name with a value of the wrong type is always refused, so a policy never compares across types.
+    """
+    facts: dict[str, str | int | bool] = {}
+    ignored: list[str] = []
+    for name, value in raw.items():
+        kind = REQUEST_CONTEXT_TYPES.get(name)
+        if kind is None:
+            if not ignore_unknown:
+                known = ", ".join(sorted(REQUEST_CONTEXT_TYPES))
+                raise InvalidRequest(f"unknown context fact {name!r}; known: {known}", field=f"context.{name}")
+            ignored.append(name)
+            continue
+        if not isinstance(value, str | int | bool) or type(value) is not kind:
+            raise InvalidRequest(f"context fact {name!r} must be a {kind.__name__}", field=f"context.{name}")
+        if isinstance(value, str) and len(value) > _MAX_CONTEXT_TEXT:
+            raise InvalidRequest(f"context fact {name!r} is too long", field=f"context.{name}")
+        facts[name] = value
+    return facts, tuple(sorted(ignored))
 
 
 class Effect(StrEnum):
@@ -58,16 +88,23 @@ class ReasonKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Reason:
-    """One reason for a decision: `id` names the guardrail, the Cedar policy id, or the error code."""
+    """One reason for a decision: `id` names the guardrail, the Cedar policy id, or the error code.
+
+    `detail` is safe to show the caller; `internal` (the precise reason a credential failed, say) goes
+    to the audit record only, so the API cannot be used to tell which check a forged token failed.
+    """
 
     kind: ReasonKind
     id: str
     detail: str = ""
+    internal: str = ""
 
-    def as_json(self) -> dict[str, str]:
+    def as_json(self, *, include_internal: bool = False) -> dict[str, str]:
         body = {"kind": self.kind.value, "id": self.id}
         if self.detail:
             body["detail"] = self.detail
+        if include_internal and self.internal:
+            body["internal"] = self.internal
         return body
 
 
@@ -78,11 +115,13 @@ class AccessRequest:
     `audience` is the enforcement point asking (a tool or a gateway); the credential must be minted
     for it. `environment` and `sensitivity` are what the enforcement point believes; the registry's
     facts win, and a stated value may only make the request stricter. `context` carries extra facts
-    for policies (amounts, record counts...): scalars only.
+    for policies (amounts, record counts...): scalars only. `subject`, when given (AuthZEN's
+    `subject.id`), must name the credential's agent.
     """
 
     token: str = field(repr=False)
     audience: str
+    subject: str | None = None
     tool: str
     action: str
     resource: str

@@ -6,7 +6,7 @@ from typing import Protocol
 
 from remit.core.authorization.models import Elevation, PolicyRequest, PolicyResult
 
-__all__ = ["Elevations", "NoElevations", "ObjectiveStrikes", "PolicyEvaluator"]
+__all__ = ["Elevations", "NoElevations", "ObjectiveStrikes", "PolicyEvaluator", "TaskEnder"]
 
 
 class PolicyEvaluator(Protocol):
@@ -47,6 +47,12 @@ class NoElevations:
 class ObjectiveStrikes(Protocol):
     """Counts out-of-objective requests per task, durably and across replicas."""
 
-    def record(self, task_id: str, *, detail: str) -> int:
-        """Count one more strike against the task; returns the total so far."""
+    def count(self, task_id: str) -> int:
+        """Out-of-objective refusals recorded for the task so far (including the one just recorded)."""
         ...
+
+
+class TaskEnder(Protocol):
+    """Ends a running task (and its descendants) with a reason; a task already ended is left alone."""
+
+    def __call__(self, task_id: str, *, reason: str) -> None: ...

@@ -158,6 +158,16 @@ class TaskService:
             msg = f"task {task.id} is {state.value}"
             raise TaskNotActive(msg, details={"state": state.value})
 
+    def revoke(self, task_id: str, *, reason: str, actor: AuditActor) -> Task | None:
+        """End a running task as revoked (with its descendants); None when it had already ended."""
+        with self._uow() as tx:
+            task = self._task(tx, task_id)
+            if task.effective_state(self._clock.now()) is not TaskState.RUNNING:
+                return None
+            ended = self._end(tx, task, TaskState.REVOKED, reason=reason, actor=actor)
+        self._on_revocations()
+        return ended
+
     def revoke_agent_tasks(self, agent_id: str, *, reason: str, actor: AuditActor) -> int:
         """The kill switch's second half: end every running task of an agent (and their descendants)."""
         with self._uow() as tx:

@@ -1,0 +1,380 @@
+"""`decide()`: guardrails, then Cedar, then a durable audit record, then the answer.
+
+A deny is a value; an exception while deciding is a deny too (ARCHITECTURE §6.3). The only
+exception `decide` lets out is `AuditUnavailable`: without a durable record there is no answer,
+and the enforcement point must not act (record before you act).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Final, Protocol
+
+from remit.core.audit.models import ActorKind, AuditActor, AuditEvent
+from remit.core.authorization import guardrails as g
+from remit.core.authorization.facts import CachedFacts
+from remit.core.authorization.models import (
+    AccessRequest,
+    Decision,
+    Effect,
+    Elevation,
+    PolicyRequest,
+    Reason,
+    ReasonKind,
+    ResolvedInputs,
+)
+from remit.core.authorization.ports import Elevations, ObjectiveStrikes, PolicyEvaluator, TaskEnder
+from remit.core.authorization.strikes import DECISION_EVENT
+from remit.core.clock import Clock
+from remit.core.credentials.models import VerifiedCredential
+from remit.core.credentials.verification import Verifier
+from remit.core.ids import IdFactory
+from remit.core.registry.models import Tool
+from remit.core.registry.patterns import matches
+from remit.errors import AuditUnavailable, ErrorCode, RemitError, Unauthenticated, Unavailable
+
+__all__ = ["DEFAULT_STRIKE_THRESHOLD", "DecisionAudit", "DecisionService"]
+
+_log = logging.getLogger("remit.decisions")
+
+DEFAULT_STRIKE_THRESHOLD: Final = 3
+# The reason id when no permit policy matched (Cedar's default deny).
+DEFAULT_DENY: Final = "default_deny"
+
+
+class DecisionAudit(Protocol):
+    """What the decision path needs of the audit log: a durable append and a keyed hash."""
+
+    def append(self, event: AuditEvent) -> object: ...
+    def hmac_of(self, value: str) -> str: ...
+
+
+@dataclass(slots=True)
+class _Outcome:
+    effect: Effect
+    reasons: tuple[Reason, ...]
+    inputs: ResolvedInputs
+    policy_version: int | None = None
+    elevation: Elevation | None = None
+    out_of_objective: bool = False
+    context: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _deny(reason: Reason, inputs: ResolvedInputs, **extra: Any) -> _Outcome:  # noqa: ANN401 - forwarded fields
+    return _Outcome(Effect.DENY, (reason,), inputs, **extra)
+
+
+class DecisionService:
+    """Decides one tool call at request time, from memory in the common case, and records it durably."""
+
+    def __init__(  # noqa: PLR0913 - one collaborator per input the decision needs
+        self,
+        *,
+        verifier: Verifier,
+        facts: CachedFacts,
+        policies: PolicyEvaluator,
+        elevations: Elevations,
+        audit: DecisionAudit,
+        strikes: ObjectiveStrikes,
+        end_task: TaskEnder,
+        clock: Clock,
+        ids: IdFactory,
+        gateway_audiences: Collection[str] = (),
+        strike_threshold: int = DEFAULT_STRIKE_THRESHOLD,
+    ) -> None:
+        if strike_threshold < 1:
+            msg = "the out-of-objective threshold must be at least 1"
+            raise ValueError(msg)
+        self._verifier = verifier
+        self._facts = facts
+        self._policies = policies
+        self._elevations = elevations
+        self._audit = audit
+        self._strikes = strikes
+        self._end_task = end_task
+        self._clock = clock
+        self._ids = ids
+        self._gateway_audiences = frozenset(gateway_audiences)
+        self._strike_threshold = strike_threshold
+
+    @property
+    def policy_version(self) -> int | None:
+        return self._policies.version
+
+    def decide(self, request: AccessRequest, *, dry_run: bool = False) -> Decision:
+        """Decide and record. `dry_run` (explain) records too, but uses no elevation and counts no strike.
+
+        Raises only `AuditUnavailable`: the decision could not be recorded, so it must not be acted on.
+        """
+        now = self._clock.now()
+        outcome = self._safely_evaluate(request)
+        if outcome.effect is Effect.ALLOW and outcome.elevation is not None and not dry_run:
+            outcome = self._use_elevation(outcome)
+        decision = Decision(
+            id=self._ids.new("decision"),
+            effect=outcome.effect,
+            reasons=outcome.reasons,
+            policy_version=outcome.policy_version,
+            decided_at=now,
+            inputs=outcome.inputs,
+            elevation_id=outcome.elevation.id if outcome.elevation else None,
+        )
+        self._record(request, decision, outcome, dry_run=dry_run)
+        if outcome.out_of_objective and not dry_run and decision.inputs.task_id is not None:
+            self._count_strike(decision)
+        return decision
+
+    # ------------------------------------------------------------------ evaluation
+
+    def _safely_evaluate(self, request: AccessRequest) -> _Outcome:
+        inputs = ResolvedInputs(tool=request.tool, action=request.action, resource=request.resource)
+        try:
+            return self._evaluate(request, inputs)
+        except RemitError as error:
+            return _deny(Reason(ReasonKind.ERROR, error.code.value, error.message), inputs)
+        except Exception:  # noqa: BLE001 - a bug on this path must deny, never allow
+            _log.exception("decision failed")
+            return _deny(Reason(ReasonKind.ERROR, ErrorCode.INTERNAL.value, "internal error"), inputs)
+
+    def _verify(self, request: AccessRequest) -> VerifiedCredential | Reason:
+        try:
+            credential = self._verifier.verify(request.token, audience=request.audience, dpop=request.dpop)
+        except Unauthenticated as error:
+            precise = str(error.details.get("reason", error.code.value))
+            return Reason(ReasonKind.GUARDRAIL, g.CREDENTIAL_VERIFIES, error.code.value, internal=precise)
+        except Unavailable:
+            return Reason(
+                ReasonKind.GUARDRAIL, g.CREDENTIAL_VERIFIES, "unavailable", internal="revocations_not_current"
+            )
+        if request.subject is not None and request.subject not in {
+            credential.subject,
+            credential.client_id,
+            credential.agent_id,
+        }:
+            return Reason(
+                ReasonKind.GUARDRAIL, g.CREDENTIAL_VERIFIES, "credential_invalid", internal="subject_mismatch"
+            )
+        return credential
+
+    def _evaluate(self, request: AccessRequest, inputs: ResolvedInputs) -> _Outcome:  # noqa: C901, PLR0911 - one exit per guardrail, in order
+        now = self._clock.now()
+        verified = self._verify(request)
+        if isinstance(verified, Reason):
+            return _deny(verified, inputs)
+        credential = verified
+        inputs = replace(
+            inputs,
+            task_id=credential.task_id,
+            agent_id=credential.agent_id,
+            environment=credential.environment,
+            delegation_chain=_delegation_chain(credential),
+            credential_fingerprint=self._audit.hmac_of(credential.jti),
+        )
+        task = self._facts.task(credential.task_id, epoch=credential.epoch)
+        if (reason := g.task_running(task, credential, now)) is not None:
+            return _deny(reason, inputs)
+        assert task is not None  # noqa: S101 - task_running refused a missing task
+        inputs = replace(
+            inputs,
+            owner_id=task.owner_id,
+            function_id=task.function_id,
+            workflow=task.workflow_ref,
+            objective=task.objective,
+        )
+        agent = self._facts.agent(task.agent_id)
+        owner = self._facts.owner(task.owner_id)
+        function = self._facts.function(task.function_id)
+        if (reason := g.agent_traceable(agent, owner, function, now.date())) is not None:
+            return _deny(reason, inputs)
+        assert agent is not None  # noqa: S101 - agent_traceable refused a missing agent
+        assert owner is not None  # noqa: S101 - agent_traceable refused a missing owner
+        tool = self._facts.tool(request.tool)
+        if (reason := g.known_action(tool, request.tool, request.action)) is not None:
+            return _deny(reason, inputs)
+        assert tool is not None  # noqa: S101 - known_action refused a missing tool
+        action = tool.action(request.action)
+        assert action is not None  # noqa: S101 - known_action refused a missing action
+        registered = tool.sensitivity_of(request.resource)
+        if (reason := g.known_resource(registered, request.resource)) is not None:
+            return _deny(reason, replace(inputs, risk_class=action.risk_class))
+        assert registered is not None  # noqa: S101 - known_resource refused an unregistered resource
+        # The enforcement point may only make it stricter.
+        sensitivity = max(registered, request.sensitivity) if request.sensitivity is not None else registered
+        inputs = replace(inputs, risk_class=action.risk_class, sensitivity=sensitivity)
+        if (reason := g.audience_matches(credential, request.tool, self._gateway_audiences)) is not None:
+            return _deny(reason, inputs)
+        environments = _resource_environments(tool, request.resource)
+        if (reason := g.environment_matches(credential, request.environment, environments)) is not None:
+            return _deny(reason, inputs)
+        workflow = self._facts.workflow(task.workflow_id)
+        scope = g.within_objective(credential, workflow, request.tool, request.action, request.resource)
+        granted: tuple[Reason, ...] = ()
+        if scope is not None:
+            grants = self._facts.grants(agent.id)
+            if not g.standing_grant_covers(
+                grants, action.risk_class, sensitivity, request.tool, request.action, request.resource
+            ):
+                return _deny(scope, inputs, out_of_objective=True)
+            granted = (Reason(ReasonKind.GUARDRAIL, g.STANDING_GRANT, "a standing grant covers this low-risk read"),)
+        elevation: Elevation | None = None
+        if g.needs_elevation(action.risk_class):
+            elevation = self._elevations.find(
+                task_id=task.id, tool=request.tool, action=request.action, resource=request.resource
+            )
+        version = self._policies.version
+        if version is None:
+            reason = Reason(ReasonKind.GUARDRAIL, g.POLICY_SET_LOADED, "no policy set is active")
+            return _deny(reason, inputs)
+        policy_request = PolicyRequest(
+            agent=agent,
+            owner=owner,
+            function=function,
+            tool=tool,
+            action=action,
+            resource=request.resource,
+            sensitivity=sensitivity,
+            resource_environment=next(iter(sorted(environments)), None),
+            task=task,
+            environment=credential.environment,
+            delegation_chain=inputs.delegation_chain,
+            now=now,
+            elevated=elevation is not None,
+            context=request.context,
+        )
+        return self._apply_policies(
+            policy_request, inputs, version, granted, elevation, needs_elevation=g.needs_elevation(action.risk_class)
+        )
+
+    def _apply_policies(
+        self,
+        policy_request: PolicyRequest,
+        inputs: ResolvedInputs,
+        version: int,
+        granted: tuple[Reason, ...],
+        elevation: Elevation | None,
+        *,
+        needs_elevation: bool,
+    ) -> _Outcome:
+        result = self._policies.evaluate(policy_request)
+        if result.errors:
+            errors = tuple(Reason(ReasonKind.ERROR, "policy_error", e) for e in result.errors)
+            return _Outcome(Effect.DENY, errors, inputs, policy_version=version)
+        policy_reasons = tuple(Reason(ReasonKind.POLICY, pid) for pid in result.policy_ids)
+        if result.allowed:
+            if needs_elevation and elevation is None:
+                step_up = Reason(
+                    ReasonKind.GUARDRAIL, g.ELEVATION_REQUIRED, "this risk class needs an approved elevation"
+                )
+                return _Outcome(Effect.STEP_UP, (step_up, *policy_reasons), inputs, policy_version=version)
+            return _Outcome(Effect.ALLOW, granted + policy_reasons, inputs, policy_version=version, elevation=elevation)
+        if not policy_request.elevated:
+            # Would an approval change the answer? Then a policy asks for a step-up, not a refusal.
+            what_if = self._policies.evaluate(replace(policy_request, elevated=True))
+            if what_if.allowed and not what_if.errors:
+                step_up = Reason(ReasonKind.POLICY, g.ELEVATION_REQUIRED, "a policy requires an approved elevation")
+                reasons = (step_up, *policy_reasons)
+                return _Outcome(Effect.STEP_UP, reasons, inputs, policy_version=version)
+        denied = policy_reasons or (Reason(ReasonKind.POLICY, DEFAULT_DENY, "no policy permits this request"),)
+        return _Outcome(Effect.DENY, denied, inputs, policy_version=version)
+
+    def _use_elevation(self, outcome: _Outcome) -> _Outcome:
+        assert outcome.elevation is not None  # noqa: S101 - only called with one
+        if self._elevations.consume(outcome.elevation):
+            return outcome
+        reason = Reason(ReasonKind.GUARDRAIL, g.ELEVATION_REQUIRED, "the elevation was used up or expired")
+        return _Outcome(Effect.STEP_UP, (reason,), outcome.inputs, policy_version=outcome.policy_version)
+
+    # ------------------------------------------------------------------ recording
+
+    def _record(self, request: AccessRequest, decision: Decision, outcome: _Outcome, *, dry_run: bool) -> None:
+        inputs = decision.inputs
+        data: dict[str, Any] = {
+            "effect": decision.effect.value,
+            "reasons": [r.as_json(include_internal=True) for r in decision.reasons],
+            "policy_version": decision.policy_version,
+            "inputs": inputs.as_json(),
+            "audience": request.audience,
+            "stated_environment": request.environment,
+            "stated_sensitivity": request.sensitivity.label if request.sensitivity is not None else None,
+            "context": dict(request.context),
+            "out_of_objective": outcome.out_of_objective,
+        }
+        if decision.elevation_id is not None:
+            data["elevation_id"] = decision.elevation_id
+        if dry_run:
+            data["dry_run"] = True
+        event = AuditEvent(
+            id=self._ids.new("event"),
+            type=DECISION_EVENT,
+            occurred_at=decision.decided_at,
+            actor=AuditActor(ActorKind.AGENT, inputs.agent_id) if inputs.agent_id else AuditActor.system(),
+            subject_kind="decision",
+            subject_id=decision.id,
+            data=data,
+            task_id=inputs.task_id,
+            agent_id=inputs.agent_id,
+            owner_id=inputs.owner_id,
+            function_id=inputs.function_id,
+            correlation_id=request.correlation_id or inputs.task_id,
+        )
+        self._audit.append(event)  # AuditUnavailable propagates: no record, no answer
+
+    def _count_strike(self, decision: Decision) -> None:
+        task_id = decision.inputs.task_id
+        assert task_id is not None  # noqa: S101 - checked by the caller
+        try:
+            strikes = self._strikes.count(task_id)
+            if strikes >= self._strike_threshold:
+                self._end_task(task_id, reason=f"out_of_objective:{strikes}")
+                self._facts.forget_task(task_id)
+                self._flag_for_review(decision, strikes)
+        except AuditUnavailable:
+            raise
+        except RemitError as error:
+            # The refusal stands and is recorded; the sweep of strikes retries with the next one.
+            _log.warning("could not count out-of-objective strikes for %s (%s)", task_id, error.code)
+
+    def _flag_for_review(self, decision: Decision, strikes: int) -> None:
+        inputs = decision.inputs
+        assert inputs.agent_id is not None  # noqa: S101 - a strike needs a verified credential
+        self._audit.append(
+            AuditEvent(
+                id=self._ids.new("event"),
+                type="agent.flagged_for_review",
+                occurred_at=self._clock.now(),
+                actor=AuditActor.system(),
+                subject_kind="agent",
+                subject_id=inputs.agent_id,
+                data={
+                    "guardrail": g.OBJECTIVE_THRESHOLD,
+                    "strikes": strikes,
+                    "threshold": self._strike_threshold,
+                    "decision_id": decision.id,
+                    "severity": "high",
+                },
+                task_id=inputs.task_id,
+                agent_id=inputs.agent_id,
+                owner_id=inputs.owner_id,
+                function_id=inputs.function_id,
+                correlation_id=inputs.task_id,
+            )
+        )
+
+
+def _delegation_chain(credential: VerifiedCredential) -> tuple[str, ...]:
+    """The actors of the credential's `act` chain, outermost (current actor) first (RFC 8693 §4.1)."""
+    chain: list[str] = []
+    act = credential.claims.get("act")
+    while isinstance(act, dict) and isinstance(act.get("sub"), str) and len(chain) < 16:  # noqa: PLR2004 - bound
+        chain.append(act["sub"])
+        act = act.get("act")
+    return tuple(chain)
+
+
+def _resource_environments(tool: Tool, resource: str) -> frozenset[str]:
+    return frozenset(
+        r.environment for r in tool.resources if r.environment is not None and matches(r.pattern, resource)
+    )

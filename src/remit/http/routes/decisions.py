@@ -1,0 +1,259 @@
+"""Per-call decisions over HTTP: native `POST /v1/decisions` and OpenID AuthZEN 1.0 evaluation(s).
+
+The enforcement point (a tool, a gateway, an AuthZEN PEP) forwards the agent's task credential and
+the call it is about to make; the answer is always 200 with the decision (a deny is a value). The
+credential is the authority: its audience must be the asking enforcement point, and a DPoP-bound
+credential needs the proof the agent sent. Every decision is durably recorded before the answer;
+when it cannot be, the answer is 503 `audit_unavailable` and the enforcement point must not act.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Final
+
+from litestar import Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody, QueryParameter
+
+from remit.bootstrap import Remit
+from remit.core.authorization.models import AccessRequest, Decision, Effect, parse_request_context
+from remit.core.registry.models import Sensitivity
+from remit.errors import InvalidRequest
+from remit.http.problems import problem_responses
+from remit.wire.decisions import (
+    AuthzenConfiguration,
+    AuthzenEvaluation,
+    AuthzenEvaluationIn,
+    AuthzenEvaluationOut,
+    AuthzenEvaluationsIn,
+    AuthzenEvaluationsOut,
+    DecisionIn,
+    DecisionOut,
+    ReasonOut,
+)
+
+__all__ = ["authzen_configuration", "decide", "evaluation", "evaluations"]
+
+_REQUEST_ID: Final = "X-Request-ID"
+_MAX_HEADER: Final = 128
+_Explain = QueryParameter(
+    name="explain", description="dry run: include the facts decided on; uses no elevation, counts no strike"
+)
+
+
+class _Dpop:
+    """The DPoP proof the agent sent to the enforcement point and the request it signed."""
+
+    def __init__(self, proof: str | None, method: str, url: str) -> None:
+        self.proof = proof
+        self.method = method
+        self.url = url
+
+
+def decision_out(decision: Decision, *, explain: bool = False) -> DecisionOut:
+    return DecisionOut(
+        decision_id=decision.id,
+        effect=decision.effect.value,
+        allowed=decision.allowed,
+        reasons=[ReasonOut.model_validate(r.as_json()) for r in decision.reasons],
+        policy_version=decision.policy_version,
+        decided_at=decision.decided_at,
+        task_id=decision.inputs.task_id,
+        elevation_id=decision.elevation_id,
+        approval_id=decision.approval_id,
+        inputs=decision.inputs.as_json() if explain else None,
+    )
+
+
+def _sensitivity(raw: object, *, field: str) -> Sensitivity | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise InvalidRequest("sensitivity is public, internal, confidential or restricted", field=field)
+    return Sensitivity.parse(raw, field=field)
+
+
+def _optional_text(raw: object, *, field: str, limit: int = 255) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not raw or len(raw) > limit:
+        msg = f"{field} is a non-empty string of at most {limit} characters"
+        raise InvalidRequest(msg, field=field)
+    return raw
+
+
+def _correlation(request: Request[Any, Any, Any], given: str | None = None) -> str | None:
+    header = request.headers.get(_REQUEST_ID)
+    if header is not None and 0 < len(header) <= _MAX_HEADER and header.isprintable():
+        return header
+    return given
+
+
+def access_request_of(body: DecisionIn, request: Request[Any, Any, Any]) -> AccessRequest:
+    context, _ = parse_request_context(body.context)
+    return AccessRequest(
+        token=body.credential,
+        audience=body.audience or f"tool:{body.tool}",
+        tool=body.tool,
+        action=body.action,
+        resource=body.resource,
+        environment=body.environment,
+        sensitivity=_sensitivity(body.sensitivity, field="sensitivity"),
+        context=context,
+        dpop=_Dpop(body.dpop.proof, body.dpop.method, body.dpop.url) if body.dpop else None,
+        correlation_id=_correlation(request, body.correlation_id),
+    )
+
+
+@post(
+    "/v1/decisions",
+    status_code=200,
+    sync_to_thread=True,
+    tags=["decisions"],
+    security=[],
+    responses=problem_responses(400, 413, 503),
+)
+def decide(
+    remit: NamedDependency[Remit],
+    request: Request[Any, Any, Any],
+    data: JSONBody[DecisionIn],
+    explain: Annotated[bool, _Explain] = False,
+) -> DecisionOut:
+    """Decide one tool call (guardrails, then Cedar); recorded durably before the answer."""
+    decision = remit.decisions.decide(access_request_of(data, request), dry_run=explain)
+    return decision_out(decision, explain=explain)
+
+
+# ------------------------------------------------------------------ AuthZEN 1.0
+
+
+def _authzen_access_request(
+    item: AuthzenEvaluationIn, request: Request[Any, Any, Any]
+) -> tuple[AccessRequest, tuple[str, ...]]:
+    """Map an AuthZEN evaluation onto an access request; returns it and the context names ignored."""
+    subject, resource = item.subject.properties, item.resource.properties
+    token = subject.get("credential", subject.get("token", ""))
+    if not isinstance(token, str):
+        raise InvalidRequest("subject.properties.credential is the task credential", field="subject.properties")
+    dpop = subject.get("dpop")
+    check: _Dpop | None = None
+    if dpop is not None:
+        if not isinstance(dpop, Mapping):
+            raise InvalidRequest("subject.properties.dpop is {proof, htm, htu}", field="subject.properties.dpop")
+        check = _Dpop(
+            _optional_text(dpop.get("proof"), field="subject.properties.dpop.proof", limit=8192),
+            _optional_text(dpop.get("htm"), field="subject.properties.dpop.htm", limit=16) or "",
+            _optional_text(dpop.get("htu"), field="subject.properties.dpop.htu", limit=2048) or "",
+        )
+    context, ignored = parse_request_context(item.context, ignore_unknown=True)
+    tool = item.resource.type
+    return (
+        AccessRequest(
+            token=token,
+            audience=_optional_text(resource.get("audience"), field="resource.properties.audience") or f"tool:{tool}",
+            subject=item.subject.id,
+            tool=tool,
+            action=item.action.name,
+            resource=item.resource.id,
+            environment=_optional_text(resource.get("environment"), field="resource.properties.environment"),
+            sensitivity=_sensitivity(resource.get("sensitivity"), field="resource.properties.sensitivity"),
+            context=context,
+            dpop=check,
+            correlation_id=_correlation(request),
+        ),
+        ignored,
+    )
+
+
+def _authzen_out(decision: Decision, ignored: tuple[str, ...]) -> AuthzenEvaluationOut:
+    reasons = [r.as_json() for r in decision.reasons]
+    first = decision.reasons[0] if decision.reasons else None
+    context: dict[str, Any] = {
+        "id": decision.id,
+        "effect": decision.effect.value,
+        "reasons": reasons,
+        "policy_version": decision.policy_version,
+    }
+    if first is not None and decision.effect is not Effect.ALLOW:
+        context["reason_admin"] = {"en": f"{first.id}: {first.detail}" if first.detail else first.id}
+    if decision.approval_id is not None:
+        context["approval_id"] = decision.approval_id
+    if ignored:
+        context["ignored_context"] = list(ignored)
+    return AuthzenEvaluationOut(decision=decision.allowed, context=context)
+
+
+def _echo(request: Request[Any, Any, Any], body: Any) -> Response[Any]:  # noqa: ANN401 - any response model
+    header = _correlation(request)
+    return Response(body, status_code=200, headers={_REQUEST_ID: header} if header else None)
+
+
+@post(
+    "/access/v1/evaluation",
+    status_code=200,
+    sync_to_thread=True,
+    tags=["authzen"],
+    security=[],
+    responses=problem_responses(400, 413, 503),
+)
+def evaluation(
+    remit: NamedDependency[Remit], request: Request[Any, Any, Any], data: JSONBody[AuthzenEvaluationIn]
+) -> Response[AuthzenEvaluationOut]:
+    """AuthZEN 1.0 Access Evaluation: `decision` is true only when Remit allows the call."""
+    access, ignored = _authzen_access_request(data, request)
+    return _echo(request, _authzen_out(remit.decisions.decide(access), ignored))
+
+
+def _merged(batch: AuthzenEvaluationsIn, item: AuthzenEvaluation) -> AuthzenEvaluationIn:
+    subject, action, resource = (
+        item.subject or batch.subject,
+        item.action or batch.action,
+        item.resource or batch.resource,
+    )
+    if subject is None or action is None or resource is None:
+        msg = "each evaluation needs a subject, an action and a resource (its own or the request's)"
+        raise InvalidRequest(msg, field="evaluations")
+    context = item.context if item.context is not None else (batch.context or {})
+    return AuthzenEvaluationIn(subject=subject, action=action, resource=resource, context=context)
+
+
+@post(
+    "/access/v1/evaluations",
+    status_code=200,
+    sync_to_thread=True,
+    tags=["authzen"],
+    security=[],
+    responses=problem_responses(400, 413, 503),
+)
+def evaluations(
+    remit: NamedDependency[Remit], request: Request[Any, Any, Any], data: JSONBody[AuthzenEvaluationsIn]
+) -> Response[Any]:
+    """AuthZEN 1.0 Access Evaluations: several decisions, each recorded, answered in request order."""
+    if not data.evaluations:
+        # Without items the request is a single evaluation, answered as one (AuthZEN 1.0 §7.1).
+        single = _merged(data, AuthzenEvaluation())
+        access, ignored = _authzen_access_request(single, request)
+        return _echo(request, _authzen_out(remit.decisions.decide(access), ignored))
+    items = [_authzen_access_request(_merged(data, item), request) for item in data.evaluations]
+    semantic = data.options.evaluations_semantic
+    answers: list[AuthzenEvaluationOut] = []
+    for access, ignored in items:
+        answer = _authzen_out(remit.decisions.decide(access), ignored)
+        answers.append(answer)
+        if (semantic == "deny_on_first_deny" and not answer.decision) or (
+            semantic == "permit_on_first_permit" and answer.decision
+        ):
+            break
+    return _echo(request, AuthzenEvaluationsOut(evaluations=answers))
+
+
+@get("/.well-known/authzen-configuration", sync_to_thread=False, tags=["discovery"], security=[])
+def authzen_configuration(remit: NamedDependency[Remit]) -> AuthzenConfiguration:
+    """PDP metadata (AuthZEN 1.0 §9)."""
+    base = remit.settings.public_url.rstrip("/")
+    return AuthzenConfiguration(
+        policy_decision_point=base,
+        access_evaluation_endpoint=f"{base}/access/v1/evaluation",
+        access_evaluations_endpoint=f"{base}/access/v1/evaluations",
+    )
