@@ -63,7 +63,8 @@ class Boundary:
                 extra = [h for h in _ALWAYS if h[0] not in present]
                 if not cacheable and _NO_STORE[0] not in present:
                     extra.append(_NO_STORE)
-                extra.append((b"x-request-id", correlation_id.encode()))
+                if b"x-request-id" not in present:  # AuthZEN routes echo the caller's own
+                    extra.append((b"x-request-id", correlation_id.encode()))
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
