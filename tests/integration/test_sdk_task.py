@@ -107,3 +107,20 @@ def test_refusals_raise_the_matching_error(agent_server: LiveServer, workloads: 
             pass
         with pytest.raises(InvalidRequest):
             _task(client, JwtSvidFile(broken))
+
+
+def test_a_task_can_check_a_call_before_making_it(
+    agent_server: LiveServer, workloads: Workloads, tmp_path: Path
+) -> None:
+    """`task.check(...)` asks for a decision as a dry run: the answer and its reasons, no strike counted."""
+    source = RotatingSvidFile(tmp_path / "svid.jwt", workloads, f"spiffe://{TRUST_DOMAIN}/agents/invoice-bot")
+    with RemitClient(agent_server.url) as client, _task(client, source) as task:
+        inside = task.check("github", "read_file", "repo:acme/docs")
+        outside = [task.check("github", "read_file", "repo:acme/other") for _ in range(4)]
+        still_running = agent_server.remit.tasks.get(task.id).state.value
+
+    assert inside.effect == "deny"  # no policy set is active on this server
+    assert inside.reasons[0].id == "policy_set_loaded"
+    assert inside.inputs is not None
+    assert {o.reasons[0].id for o in outside} == {"within_objective"}
+    assert still_running == "running"

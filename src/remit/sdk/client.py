@@ -31,6 +31,7 @@ from remit.errors import (
 from remit.sdk.evidence import EvidenceSource
 from remit.sdk.task import TaskSession
 from remit.wire.audit import AuditEventsOut, OcsfEventsOut, TraceOut, VerificationOut
+from remit.wire.decisions import DecisionIn, DecisionOut
 from remit.wire.problem import Problem, error_from_problem
 from remit.wire.registry import (
     AgentChange,
@@ -419,6 +420,17 @@ class RemitClient:
     def revoke_token(self, token: str) -> None:
         """POST /oauth2/revoke (RFC 7009) as the operator: succeeds whether or not the token was valid."""
         self._form("/oauth2/revoke", {"token": token})
+
+    # ------------------------------------------------------------ decisions (enforcement points)
+
+    def decide(self, request: DecisionIn, *, explain: bool = False) -> DecisionOut:
+        """POST /v1/decisions: the decision for one tool call (a deny is a value, not an exception).
+
+        Raises only when no decision was made (bad request, `audit_unavailable`, server unreachable):
+        an enforcement point must then not make the call.
+        """
+        params = {"explain": "true"} if explain else None
+        return self._call(DecisionOut, "POST", "/v1/decisions", body=request, params=params)
 
     # ------------------------------------------------------------ audit (the operator side)
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 
+from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, Self
 
 from remit.errors import RemitError, TaskNotActive
+from remit.wire.decisions import DecisionIn, DecisionOut
 from remit.wire.tasks import CredentialOut, TaskIn, TaskOut
 
 if TYPE_CHECKING:
@@ -84,6 +86,19 @@ class TaskSession:
     def headers(self) -> dict[str, str]:
         """The `Authorization` header for a call to the task's tool or gateway."""
         return {"Authorization": f"Bearer {self.token}"}
+
+    def check(
+        self, tool: str, action: str, resource: str, *, context: Mapping[str, str | int | bool] | None = None
+    ) -> DecisionOut:
+        """Ask whether this task may make a call now, without acting: a recorded dry run.
+
+        It uses no elevation and counts no out-of-objective strike; the enforcement point decides
+        again, for real, when the call is made.
+        """
+        request = DecisionIn(
+            credential=self.token, tool=tool, action=action, resource=resource, context=dict(context or {})
+        )
+        return self._client.decide(request, explain=True)
 
     def refresh(self) -> CredentialOut:
         """A new credential for this task, with fresh evidence."""
