@@ -36,7 +36,7 @@ from remit.core.registry.models import Tool
 from remit.core.registry.patterns import matches
 from remit.errors import AuditUnavailable, ErrorCode, RemitError, Unauthenticated, Unavailable
 
-__all__ = ["DEFAULT_STRIKE_THRESHOLD", "DecisionAudit", "DecisionService"]
+__all__ = ["DEFAULT_STRIKE_THRESHOLD", "DecisionAudit", "DecisionService", "PendingDecision"]
 
 _log = logging.getLogger("remit.decisions")
 
@@ -61,6 +61,15 @@ class _Outcome:
     elevation: Elevation | None = None
     out_of_objective: bool = False
     context: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingDecision:
+    """A decision whose audit record is not durable yet: it must not be answered before it is."""
+
+    decision: Decision
+    record: AuditEvent
+    counts_strike: bool
 
 
 def _deny(reason: Reason, inputs: ResolvedInputs, **extra: Any) -> _Outcome:  # noqa: ANN401 - forwarded fields
@@ -109,6 +118,16 @@ class DecisionService:
 
         Raises only `AuditUnavailable`: the decision could not be recorded, so it must not be acted on.
         """
+        pending = self.prepare(request, dry_run=dry_run)
+        self._audit.append(pending.record)  # AuditUnavailable propagates: no record, no answer
+        return self.complete(pending)
+
+    def prepare(self, request: AccessRequest, *, dry_run: bool = False) -> PendingDecision:
+        """The decision and its audit record, not yet recorded; reads no database row in the common case.
+
+        For entrypoints that await the durable record themselves (the async HTTP route): record
+        `pending.record` durably, then call `complete(pending)`; never answer before the record is durable.
+        """
         now = self._clock.now()
         outcome = self._safely_evaluate(request)
         if outcome.effect is Effect.ALLOW and outcome.elevation is not None and not dry_run:
@@ -122,10 +141,14 @@ class DecisionService:
             inputs=outcome.inputs,
             elevation_id=outcome.elevation.id if outcome.elevation else None,
         )
-        self._record(request, decision, outcome, dry_run=dry_run)
-        if outcome.out_of_objective and not dry_run and decision.inputs.task_id is not None:
-            self._count_strike(decision)
-        return decision
+        strike = outcome.out_of_objective and not dry_run and decision.inputs.task_id is not None
+        return PendingDecision(decision, self._audit_event(request, decision, outcome, dry_run=dry_run), strike)
+
+    def complete(self, pending: PendingDecision) -> Decision:
+        """After the record is durable: count an out-of-objective strike (may end the task). Rarely does I/O."""
+        if pending.counts_strike:
+            self._count_strike(pending.decision)
+        return pending.decision
 
     # ------------------------------------------------------------------ evaluation
 
@@ -289,7 +312,9 @@ class DecisionService:
 
     # ------------------------------------------------------------------ recording
 
-    def _record(self, request: AccessRequest, decision: Decision, outcome: _Outcome, *, dry_run: bool) -> None:
+    def _audit_event(
+        self, request: AccessRequest, decision: Decision, outcome: _Outcome, *, dry_run: bool
+    ) -> AuditEvent:
         inputs = decision.inputs
         data: dict[str, Any] = {
             "effect": decision.effect.value,
@@ -306,7 +331,7 @@ class DecisionService:
             data["elevation_id"] = decision.elevation_id
         if dry_run:
             data["dry_run"] = True
-        event = AuditEvent(
+        return AuditEvent(
             id=self._ids.new("event"),
             type=DECISION_EVENT,
             occurred_at=decision.decided_at,
@@ -320,7 +345,6 @@ class DecisionService:
             function_id=inputs.function_id,
             correlation_id=request.correlation_id or inputs.task_id,
         )
-        self._audit.append(event)  # AuditUnavailable propagates: no record, no answer
 
     def _count_strike(self, decision: Decision) -> None:
         task_id = decision.inputs.task_id
