@@ -179,7 +179,7 @@ def in_process(seconds: float) -> list[tuple[str, float, float, float]]:
         jtis: list[str] = []
 
         def issue() -> None:
-            identity = remit.attestation.attest(Evidence.parse("jwt_svid", minter.svid(spiffe)))
+            identity = remit.attestation.verify(Evidence.parse("jwt_svid", minter.svid(spiffe)))
             _, credential = remit.issuance.start_task(identity, declaration)
             issued.append(credential.token)
             jtis.append(credential.jti)

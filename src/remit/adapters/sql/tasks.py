@@ -15,7 +15,7 @@ from remit.core.tasks.models import AuthorizationDetail, Task, TaskState
 from remit.core.tasks.revocations import RevocationEntry, RevocationKind
 from remit.errors import Conflict
 
-__all__ = ["SqlRevocationLog", "SqlTaskStore"]
+__all__ = ["SqlRevocationLog", "SqlTaskStore", "task_row"]
 
 
 def _task(row: Row[Any]) -> Task:
@@ -69,6 +69,11 @@ def _values(task: Task) -> dict[str, Any]:
     }
 
 
+def task_row(task: Task) -> dict[str, Any]:
+    """The full row of a new task."""
+    return {"id": task.id, "revision": task.revision, **_values(task)}
+
+
 # Built once: constructing an INSERT per call costs more than executing it.
 _INSERT_TASK = insert(tasks)
 
@@ -80,7 +85,7 @@ class SqlTaskStore:
         self._c = connection
 
     def add_task(self, task: Task) -> None:
-        self._c.execute(_INSERT_TASK, {"id": task.id, "revision": task.revision, **_values(task)})
+        self._c.execute(_INSERT_TASK, task_row(task))
 
     def update_task(self, task: Task, *, expected_revision: int) -> None:
         result = self._c.execute(
