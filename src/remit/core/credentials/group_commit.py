@@ -69,6 +69,12 @@ class GroupCommit(Generic[TxT, UnitT]):
         self.batches = 0  # committed transactions, for tests and metrics
         self.largest_batch = 0
 
+    @property
+    def pending(self) -> int:
+        """Units queued for the next batch (not counting the batch being written)."""
+        with self._lock:
+            return len(self._queue)
+
     def submit(self, unit: UnitT) -> None:
         """Write `unit` durably with whatever else is queued; raise its own refusal or the store's failure."""
         slot = _Slot(unit)

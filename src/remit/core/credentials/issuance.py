@@ -9,17 +9,19 @@ committed first.
 Throughput (ADR 0010): every check runs first, on registry rows kept in a `RegistryCache`, and yields
 an `IssuanceUnit` of inserts. Units of concurrent callers are written together by `GroupCommit`, one
 transaction and one commit per batch; inside it, `_write` re-reads the revision of every row each unit
-was decided on (a changed one sends that unit back to be decided again on fresh rows), spends the
-evidence's single use (a replay is refused there, exactly once, across replicas), then inserts.
+was decided on (a changed one sends that unit back, to be decided again and written in one transaction
+on the store's rows), spends the evidence's single use (a replay is refused there, exactly once, across
+replicas), then inserts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Final
+from typing import Any
 
 from remit.core.attestation.models import EvidenceUse
 from remit.core.audit.models import ActorKind, AuditActor, AuditEvent
@@ -61,8 +63,6 @@ __all__ = ["IssuanceService", "IssuanceUnit", "TaskDeclaration"]
 
 MAX_AUDIENCE = 512
 MAX_PRINCIPAL = 512
-# How often an issuance is decided again when the rows it was decided on changed before its write.
-_ATTEMPTS: Final = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,29 +237,40 @@ class IssuanceService:
         return self._sign(prepared.issued, prepared.claims)
 
     def _issue(self, prepare: Callable[[IssuanceReads], _Prepared]) -> _Prepared:
-        """Decide (on kept rows, then on fresh ones if they refuse or changed), then write with the batch."""
-        use_cache = True
-        for _ in range(_ATTEMPTS):
-            reads = IssuanceReads(self.cache, self._reads, use_cache=use_cache)
-            try:
-                with reads:
-                    prepared = prepare(reads)
-            except RemitError:
-                if use_cache and reads.used_cache:
-                    # Decided on kept rows: decide again on the store's before refusing.
-                    self.cache.clear()
-                    use_cache = False
-                    continue
+        """Decide on kept rows and write with the batch; if they refuse or changed, decide and write again at once."""
+        reads = IssuanceReads(self.cache, self._reads)
+        prepared: _Prepared | None = None
+        try:
+            with reads:
+                prepared = prepare(reads)
+        except RemitError:
+            if not reads.used_cache:
                 raise
+        if prepared is not None:
             try:
                 self.commits.submit(prepared.unit)
             except _Stale:
-                self.cache.clear()
-                use_cache = False
-                continue
-            return prepared
-        msg = "the registry changed while the credential was being issued; retry"
-        raise Conflict(msg)
+                pass
+            else:
+                return prepared
+        # Kept rows refused or went stale: decide again on the store's rows, in the transaction that writes.
+        self.cache.clear()
+        return self._issue_in_one_transaction(prepare)
+
+    def _issue_in_one_transaction(self, prepare: Callable[[IssuanceReads], _Prepared]) -> _Prepared:
+        """Read, decide and write in one transaction that holds the registry lock first: never stale, not batched."""
+        with self._uow() as tx:
+            tx.issuance.hold_registry()
+            with IssuanceReads(self.cache, lambda: contextlib.nullcontext(tx), use_cache=False) as reads:
+                prepared = prepare(reads)
+            outcome = self._write(tx, [prepared.unit])[0]
+            if isinstance(outcome, _Stale):
+                # Only a task can change under the registry lock (ended meanwhile): the caller may retry.
+                msg = "the task changed while the credential was being issued; retry"
+                raise Conflict(msg)
+            if outcome is not None:
+                raise outcome
+        return prepared
 
     def _require_live(self, reads: IssuanceReads, task: Task) -> None:
         state = task.effective_state(self._clock.now())

@@ -8,10 +8,11 @@ A kept row may be stale. That is made safe where it matters, in the write: each 
 revision of every row it decided on (`IssuanceReads.depends_on`), and the batch that writes it
 re-reads those revisions inside its transaction, under the lock registry writes take (see
 `IssuanceStore.hold_registry`). A unit whose rows changed is not written: the cache is dropped and the
-issuance is prepared again from the store. So a change (an agent suspended, an owner offboarded, a
-workflow retired), once committed by this or any other replica, refuses every issuance written after
-it. The other way round, a refusal decided on kept rows is decided again on fresh ones before it is
-returned, so a change that re-allows (an agent reactivated elsewhere) is honoured at once too.
+issuance is decided again, on the store's rows, inside the transaction that writes it. So a change (an
+agent suspended, an owner offboarded, a workflow retired), once committed by this or any other
+replica, refuses every issuance written after it. The other way round, a refusal decided on kept rows
+is decided again the same way before it is returned, so a change that re-allows (an agent reactivated
+elsewhere) is honoured at once too.
 """
 
 from __future__ import annotations
