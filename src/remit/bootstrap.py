@@ -333,7 +333,7 @@ def build(settings: Settings, *, clock: Clock | None = None, ids: IdFactory | No
         reads=database.reading,
     )
     revocation = RevocationService(
-        database.transaction, clock=clock, ids=ids, fingerprint=audit.hmac_of, on_revocations=feed.refresh
+        database.transaction, clock=clock, ids=ids, fingerprint=audit.hmac_of, on_revocations=feed.refresh, index=index
     )
     return Remit(
         settings=settings,

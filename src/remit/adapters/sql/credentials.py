@@ -56,6 +56,12 @@ def _record(row: Row[Any]) -> CredentialRecord:
 
 _INSERT_CREDENTIAL = insert(credentials)
 _INSERT_USE = insert(evidence_uses)
+_GET_CREDENTIAL = select(credentials).where(credentials.c.jti == bindparam("jti"))
+_MARK_REVOKED = (
+    update(credentials)
+    .where(credentials.c.jti == bindparam("revoked_jti"), credentials.c.revoked_at.is_(None))
+    .values(revoked_at=bindparam("revoked_at_value"), revoke_reason=bindparam("revoke_reason_value"))
+)
 
 
 def _credential_row(record: CredentialRecord) -> dict[str, Any]:
@@ -161,14 +167,12 @@ class SqlCredentialStore:
         self._c.execute(_INSERT_CREDENTIAL, _credential_row(record))
 
     def get_credential(self, jti: str) -> CredentialRecord | None:
-        row = self._c.execute(select(credentials).where(credentials.c.jti == jti)).first()
+        row = self._c.execute(_GET_CREDENTIAL, {"jti": jti}).first()
         return None if row is None else _record(row)
 
     def mark_revoked(self, jti: str, *, at: dt.datetime, reason: str) -> bool:
         result = self._c.execute(
-            update(credentials)
-            .where(credentials.c.jti == jti, credentials.c.revoked_at.is_(None))
-            .values(revoked_at=at, revoke_reason=reason)
+            _MARK_REVOKED, {"revoked_jti": jti, "revoked_at_value": at, "revoke_reason_value": reason}
         )
         return result.rowcount == 1
 
