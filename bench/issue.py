@@ -8,8 +8,12 @@ Two parts, one run:
 2. Over HTTP (a `remit serve` subprocess on loopback, SQLite WAL with full sync): N client threads
    POST /v1/tasks with fresh JWT-SVIDs, introspect, and revoke; OpenBao 2.7 figures measured on this
    machine class with durable raft storage and 8 connections are printed beside them for the ratio.
+   The Python client costs about as much CPU per request as the server and shares its 2 cores, so
+   with `--wrk` the same three run again from wrk (a C load generator, 1 thread, as the OpenBao
+   reference was measured), each body pre-made and sent once: closer to the server alone. The
+   server's own CPU time per request is printed for those rows.
 
-Usage: python bench/issue.py [--seconds 3] [--clients 8]
+Usage: python bench/issue.py [--seconds 3] [--clients 8] [--store sqlite|sqlite-normal|postgres] [--wrk]
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import time
 import uuid
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -179,7 +184,7 @@ def in_process(seconds: float) -> list[tuple[str, float, float, float]]:
         jtis: list[str] = []
 
         def issue() -> None:
-            identity = remit.attestation.attest(Evidence.parse("jwt_svid", minter.svid(spiffe)))
+            identity = remit.attestation.verify(Evidence.parse("jwt_svid", minter.svid(spiffe)))
             _, credential = remit.issuance.start_task(identity, declaration)
             issued.append(credential.token)
             jtis.append(credential.jti)
@@ -212,7 +217,9 @@ def in_process(seconds: float) -> list[tuple[str, float, float, float]]:
     return rows
 
 
-def over_http(seconds: float, clients: int) -> list[tuple[str, float, float, float]]:
+def over_http(  # noqa: PLR0915 - one server's whole run, step by step
+    seconds: float, clients: int, *, use_wrk: bool = False
+) -> list[tuple[str, float, float, float]]:
     home = Path(tempfile.mkdtemp(prefix="remit-bench-http-"))
     minter = Minter()
     bundle = home / "bundle.json"
@@ -285,11 +292,94 @@ def over_http(seconds: float, clients: int) -> list[tuple[str, float, float, flo
                 client.post("/oauth2/revoke", data={"token": presented}).raise_for_status()
 
         rows.append((f"HTTP revoke, {clients} clients", *load(base, clients, min(seconds, 1.5), revoke)))
+        if use_wrk:
+            rows += with_wrk(Served(base, home, server.pid, token, seconds, clients), minter)
     finally:
         server.terminate()
         server.wait(timeout=20)
         shutil.rmtree(home, ignore_errors=True)
     return rows
+
+
+WRK_SCRIPT = Path(__file__).with_name("issue_wrk.lua")
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """The running server wrk loads."""
+
+    base: str
+    home: Path
+    pid: int
+    token: str
+    seconds: float
+    clients: int
+
+
+def with_wrk(served: Served, minter: Minter) -> list[tuple[str, float, float, float]]:
+    """Issue, introspect and revoke from wrk, every body made beforehand."""
+    bodies = served.home / "wrk-issue"
+    with bodies.open("w") as out:
+        for i in range(int(served.seconds * 3000)):  # more than the server can take in `seconds`
+            spiffe = f"spiffe://{DOMAIN}/agent-{i % served.clients}"
+            body = {
+                "evidence": {"kind": "jwt_svid", "token": minter.svid(spiffe)},
+                "workflow": "wf@1",
+                "objective": "bench",
+                "authorization_details": DETAILS,
+                "expected_duration_seconds": 600,
+                "environment": "prod",
+                "audience": "tool:github",
+            }
+            out.write(json.dumps(body, separators=(",", ":")) + "\n")
+    issued = served.home / "wrk-tokens"
+    conns = f"{served.clients} conns"
+    rows = [wrk_row(served, f"wrk issue, {conns}", "/v1/tasks", bodies, tokens_out=issued)]
+    forms = served.home / "wrk-forms"
+    forms.write_text("".join(f"token={t}\n" for t in issued.read_text().split()))
+    rows.append(wrk_row(served, f"wrk introspect, {conns}", "/oauth2/introspect", forms, auth=served.token))
+    # Each token revoked once: a second revocation of the same one is cheaper and would flatter the figure.
+    rows.append(wrk_row(served, f"wrk revoke, {conns}", "/oauth2/revoke", forms, once=True))
+    return rows
+
+
+SERVER_CPU: dict[str, float] = {}  # row name → server CPU µs per request
+
+
+def wrk_row(  # noqa: PLR0913 - one wrk run's particulars
+    served: Served,
+    name: str,
+    path: str,
+    bodies: Path,
+    *,
+    tokens_out: Path | None = None,
+    auth: str | None = None,
+    once: bool = False,
+) -> tuple[str, float, float, float]:
+    env = {**os.environ, "WRK_BODIES": str(bodies), "WRK_PATH": path, "WRK_ONCE": "1" if once else "0"}
+    if path != "/v1/tasks":
+        env["WRK_FORM"] = "1"
+    if tokens_out is not None:
+        env["WRK_TOKENS_OUT"] = str(tokens_out)
+    if auth is not None:
+        env["WRK_AUTH"] = f"Bearer {auth}"
+    before = cpu_seconds(served.pid)
+    duration = f"-d{max(1, round(served.seconds))}s"
+    command = ["wrk", "-t1", f"-c{served.clients}", duration, "--latency", "-s", str(WRK_SCRIPT), served.base + path]
+    finished = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    used = cpu_seconds(served.pid) - before
+    line = next(x for x in finished.stdout.splitlines() if x.startswith("JSON "))
+    result = json.loads(line[5:])
+    if result["non2xx"] or result["errors"]:
+        print(f"{name}: {result['non2xx']} non-2xx, {result['errors']} socket errors", file=sys.stderr)
+    SERVER_CPU[name] = used / max(1, result["requests"]) * 1e6
+    return name, result["requests"] / (result["duration_us"] / 1e6), result["p50_us"], result["p99_us"]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def load(
@@ -325,6 +415,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--wrk", action="store_true", help="also load the server from wrk (needs wrk on PATH)")
     parser.add_argument(
         "--store",
         choices=["sqlite", "sqlite-normal", "postgres"],
@@ -349,7 +440,7 @@ def main() -> None:
                 connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
                 connection.execute(text(f'CREATE SCHEMA "{schema}"'))
         if not args.skip_http:
-            rows += over_http(args.seconds, args.clients)
+            rows += over_http(args.seconds, args.clients, use_wrk=args.wrk and shutil.which("wrk") is not None)
     finally:
         if schema is not None:
             with admin.begin() as connection:
@@ -369,12 +460,14 @@ def report(rows: list[tuple[str, float, float, float]]) -> None:
             note = f"{ops / floor_verify:.2f}× raw verify"
         elif name.startswith("issue"):
             note = f"{ops / floor_sign:.3f}× raw sign"
-        elif name.startswith("HTTP issue"):
+        elif name.startswith(("HTTP issue", "wrk issue")):
             note = f"{ops / OPENBAO_RAFT_8['issue (jwt_login)']:.2f}× OpenBao jwt_login (raft, 8 conns: 894/s)"
-        elif name.startswith("HTTP revoke"):
+        elif name.startswith(("HTTP revoke", "wrk revoke")):
             note = f"{ops / OPENBAO_RAFT_8['revoke']:.2f}× OpenBao revoke (raft, 8 conns: 559/s)"
-        elif name.startswith("HTTP introspect"):
+        elif name.startswith(("HTTP introspect", "wrk introspect")):
             note = f"{ops / OPENBAO_RAFT_8['lookup/introspect']:.2f}× OpenBao lookup (raft, 8 conns: 9,185/s)"
+        if name in SERVER_CPU:
+            note += f"; server CPU {SERVER_CPU[name]:,.0f} µs/req"
         print(f"{name:48} {ops:9,.0f} {p50:9,.0f} {p99:9,.0f}  {note}")
 
 

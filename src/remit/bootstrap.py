@@ -347,9 +347,10 @@ def build(settings: Settings, *, clock: Clock | None = None, ids: IdFactory | No
         limits=_limits(settings),
         fingerprint=audit.hmac_of,
         gateway_audiences=frozenset(settings.credentials.gateway_audiences),
+        reads=database.reading,
     )
     revocation = RevocationService(
-        database.transaction, clock=clock, ids=ids, fingerprint=audit.hmac_of, on_revocations=feed.refresh
+        database.transaction, clock=clock, ids=ids, fingerprint=audit.hmac_of, on_revocations=feed.refresh, index=index
     )
     verifier = Verifier(tokens, index, proofs=proofs, index_is_current=feed.is_current)
     facts = CachedFacts(

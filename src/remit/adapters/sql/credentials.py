@@ -1,22 +1,42 @@
-"""CredentialStore and the single-use evidence guard over SQL."""
+"""CredentialStore, the batched issuance writes and the single-use evidence guard over SQL."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from typing import TYPE_CHECKING, Any
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from functools import cache
+from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import Connection, Row, delete, insert, select, update
+from sqlalchemy import Connection, Row, Table, bindparam, delete, func, insert, literal, select, union_all, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.sql.expression import Executable
 
-from remit.adapters.sql.tables import credentials, evidence_uses
+from remit.adapters.sql.registry import REGISTRY_LOCK_KEY
+from remit.adapters.sql.tables import (
+    agents,
+    business_functions,
+    credentials,
+    evidence_uses,
+    owners,
+    tasks,
+    tools,
+    workflows,
+)
+from remit.adapters.sql.tasks import task_row
+from remit.core.attestation.models import EvidenceUse
+from remit.core.audit.models import AuditEvent
 from remit.core.credentials.tokens import CredentialRecord
+from remit.core.tasks.models import Task
 from remit.errors import Unavailable
 
 if TYPE_CHECKING:
+    from remit.adapters.sql.audit import SqlAuditStore
     from remit.adapters.sql.engine import SqlDatabase
 
-__all__ = ["SqlCredentialStore", "SqlEvidenceUses"]
+__all__ = ["SqlCredentialStore", "SqlEvidenceUses", "SqlIssuanceStore"]
 
 
 def _record(row: Row[Any]) -> CredentialRecord:
@@ -36,6 +56,105 @@ def _record(row: Row[Any]) -> CredentialRecord:
 
 _INSERT_CREDENTIAL = insert(credentials)
 _INSERT_USE = insert(evidence_uses)
+_GET_CREDENTIAL = select(credentials).where(credentials.c.jti == bindparam("jti"))
+_MARK_REVOKED = (
+    update(credentials)
+    .where(credentials.c.jti == bindparam("revoked_jti"), credentials.c.revoked_at.is_(None))
+    .values(revoked_at=bindparam("revoked_at_value"), revoke_reason=bindparam("revoke_reason_value"))
+)
+
+
+def _credential_row(record: CredentialRecord) -> dict[str, Any]:
+    return {
+        "jti": record.jti,
+        "task_id": record.task_id,
+        "agent_id": record.agent_id,
+        "audience": record.audience,
+        "kid": "",
+        "epoch": record.epoch,
+        "cnf_jkt": record.cnf_jkt,
+        "issued_at": record.issued_at,
+        "expires_at": record.expires_at,
+    }
+
+
+_REVISIONED: Final[Mapping[str, Table]] = {
+    "agent": agents,
+    "owner": owners,
+    "function": business_functions,
+    "workflow": workflows,
+    "tool": tools,
+    "task": tasks,
+}
+# Built once per kind: `id IN (...)` with an expanding parameter compiles once and is reused.
+_REVISIONS: Final = {
+    kind: select(literal(kind).label("kind"), table.c.id, table.c.revision).where(
+        table.c.id.in_(bindparam(f"{kind}_ids", expanding=True))
+    )
+    for kind, table in _REVISIONED.items()
+}
+# A use already recorded is skipped, not an error: RETURNING then names only the uses recorded now.
+_CLAIM: Final = {
+    "sqlite": sqlite.insert(evidence_uses)
+    .on_conflict_do_nothing()
+    .returning(evidence_uses.c.namespace, evidence_uses.c.jti),
+    "postgresql": postgresql.insert(evidence_uses)
+    .on_conflict_do_nothing()
+    .returning(evidence_uses.c.namespace, evidence_uses.c.jti),
+}
+
+
+@cache
+def _revisions_of(kinds: tuple[str, ...]) -> Executable:
+    """One statement for the kinds a batch depends on, built once per combination."""
+    return union_all(*(_REVISIONS[kind] for kind in kinds)) if len(kinds) > 1 else _REVISIONS[kinds[0]]
+
+
+_INSERT_TASK: Final = insert(tasks)
+_HOLD_REGISTRY: Final = select(func.pg_advisory_xact_lock_shared(REGISTRY_LOCK_KEY))
+
+
+class SqlIssuanceStore:
+    """The writes of a batch of issuances, on the caller's transaction (see core/credentials/tokens.py)."""
+
+    def __init__(self, connection: Connection, audit: SqlAuditStore) -> None:
+        self._c = connection
+        self._audit = audit
+
+    def hold_registry(self) -> None:
+        # SQLite: every write transaction already holds the one database write lock.
+        if self._c.dialect.name == "postgresql":
+            self._c.execute(_HOLD_REGISTRY)
+
+    def revisions(self, keys: Iterable[tuple[str, str]]) -> Mapping[tuple[str, str], int]:
+        wanted: dict[str, list[str]] = defaultdict(list)
+        for kind, entity_id in keys:
+            wanted[kind].append(entity_id)
+        if not wanted:
+            return {}
+        kinds = tuple(sorted(wanted))
+        rows = self._c.execute(_revisions_of(kinds), {f"{kind}_ids": wanted[kind] for kind in kinds})
+        return {(row.kind, row.id): row.revision for row in rows}
+
+    def claim_evidence(self, uses: Sequence[EvidenceUse]) -> set[tuple[str, str]]:
+        if not uses:
+            return set()
+        rows = self._c.execute(
+            _CLAIM[self._c.dialect.name],
+            [{"namespace": use.namespace, "jti": use.jti, "expires_at": use.expires_at} for use in uses],
+        )
+        return {(row.namespace, row.jti) for row in rows}
+
+    def add_tasks(self, new: Sequence[Task]) -> None:
+        if new:
+            self._c.execute(_INSERT_TASK, [task_row(task) for task in new])
+
+    def add_credentials(self, records: Sequence[CredentialRecord]) -> None:
+        if records:
+            self._c.execute(_INSERT_CREDENTIAL, [_credential_row(record) for record in records])
+
+    def append_audit(self, events: Sequence[AuditEvent]) -> None:
+        self._audit.append_many(events)
 
 
 class SqlCredentialStore:
@@ -45,30 +164,15 @@ class SqlCredentialStore:
         self._c = connection
 
     def add_credential(self, record: CredentialRecord) -> None:
-        self._c.execute(
-            _INSERT_CREDENTIAL,
-            {
-                "jti": record.jti,
-                "task_id": record.task_id,
-                "agent_id": record.agent_id,
-                "audience": record.audience,
-                "kid": "",
-                "epoch": record.epoch,
-                "cnf_jkt": record.cnf_jkt,
-                "issued_at": record.issued_at,
-                "expires_at": record.expires_at,
-            },
-        )
+        self._c.execute(_INSERT_CREDENTIAL, _credential_row(record))
 
     def get_credential(self, jti: str) -> CredentialRecord | None:
-        row = self._c.execute(select(credentials).where(credentials.c.jti == jti)).first()
+        row = self._c.execute(_GET_CREDENTIAL, {"jti": jti}).first()
         return None if row is None else _record(row)
 
     def mark_revoked(self, jti: str, *, at: dt.datetime, reason: str) -> bool:
         result = self._c.execute(
-            update(credentials)
-            .where(credentials.c.jti == jti, credentials.c.revoked_at.is_(None))
-            .values(revoked_at=at, revoke_reason=reason)
+            _MARK_REVOKED, {"revoked_jti": jti, "revoked_at_value": at, "revoke_reason_value": reason}
         )
         return result.rowcount == 1
 

@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
 
 from remit.adapters.sql.audit import SqlAuditStore
-from remit.adapters.sql.credentials import SqlCredentialStore
+from remit.adapters.sql.credentials import SqlCredentialStore, SqlIssuanceStore
 from remit.adapters.sql.registry import SqlRegistryStore
 from remit.adapters.sql.tasks import SqlRevocationLog, SqlTaskStore
 from remit.errors import Conflict, InvalidRequest, RemitError, Unavailable
@@ -40,6 +40,20 @@ class SqlTransaction:
     tasks: SqlTaskStore
     revocations: SqlRevocationLog
     credentials: SqlCredentialStore
+    issuance: SqlIssuanceStore
+
+    @classmethod
+    def on(cls, connection: Connection) -> SqlTransaction:
+        audit = SqlAuditStore(connection)
+        return cls(
+            connection=connection,
+            registry=SqlRegistryStore(connection),
+            audit=audit,
+            tasks=SqlTaskStore(connection),
+            revocations=SqlRevocationLog(connection),
+            credentials=SqlCredentialStore(connection),
+            issuance=SqlIssuanceStore(connection, audit),
+        )
 
 
 def _sqlite_pragmas(synchronous: str) -> Callable[[Any, object], None]:
@@ -57,10 +71,14 @@ def _sqlite_pragmas(synchronous: str) -> Callable[[Any, object], None]:
     return on_connect
 
 
+_READ_ONLY = "remit_read_only"
+
+
 def _sqlite_begin_immediate(conn: Connection) -> None:
     # Take the write lock at BEGIN: a deferred transaction that later upgrades can fail with
     # SQLITE_BUSY at once instead of waiting, which a caller would see as a spurious outage.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # A read-only transaction (`SqlDatabase.reading`) takes no lock: WAL readers never wait.
+    conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 class SqlDatabase:
@@ -120,19 +138,31 @@ class SqlDatabase:
         """Open a transaction: committed on normal exit, rolled back on an exception."""
         try:
             with self.serialized(), self.engine.begin() as connection:
-                yield SqlTransaction(
-                    connection=connection,
-                    registry=SqlRegistryStore(connection),
-                    audit=SqlAuditStore(connection),
-                    tasks=SqlTaskStore(connection),
-                    revocations=SqlRevocationLog(connection),
-                    credentials=SqlCredentialStore(connection),
-                )
+                yield SqlTransaction.on(connection)
         except RemitError:
             raise
         except IntegrityError as exc:
             msg = "the change conflicts with existing data"
             raise Conflict(msg) from exc
+        except (DBAPIError, SQLAlchemyError) as exc:
+            msg = "the store is unavailable"
+            raise Unavailable(msg) from exc
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[SqlTransaction]:
+        """Open a transaction for reads only: no writer lock (SQLite), so it never queues behind writers.
+
+        On SQLite it sees one snapshot (WAL); on PostgreSQL, read committed as every transaction here.
+        Anything written through it is rolled back.
+        """
+        try:
+            with self.engine.connect() as connection:
+                connection.execution_options(**{_READ_ONLY: True})
+                with connection.begin() as transaction:
+                    yield SqlTransaction.on(connection)
+                    transaction.rollback()
+        except RemitError:
+            raise
         except (DBAPIError, SQLAlchemyError) as exc:
             msg = "the store is unavailable"
             raise Unavailable(msg) from exc

@@ -6,9 +6,9 @@ import datetime as dt
 
 from collections.abc import Callable, Sequence
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
-from sqlalchemy import Connection, Row, Select, Table, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Row, Select, Table, bindparam, delete, func, insert, select, update
 
 from remit.adapters.sql.tables import agents, business_functions, grants, owner_identities, owners, tools, workflows
 from remit.core.registry.models import (
@@ -33,9 +33,17 @@ from remit.core.registry.models import (
 )
 from remit.errors import Conflict
 
-__all__ = ["SqlRegistryStore"]
+__all__ = ["REGISTRY_LOCK_KEY", "SqlRegistryStore"]
 
 T = TypeVar("T")
+
+# The PostgreSQL advisory lock between registry writes (exclusive, from a transaction's first registry
+# write to its commit) and issuance batches (shared, see SqlIssuanceStore.hold_registry): a batch that
+# re-reads the revisions it decided on sees every registry change committed before, and a change
+# commits only after the batches already holding it ("REMITREG" as a signed 64-bit key). Taken before
+# the audit chain lock by both sides, so the two never wait on each other in opposite orders.
+REGISTRY_LOCK_KEY: Final = 0x52454D4954524547
+_HOLD_REGISTRY_EXCLUSIVE: Final = select(func.pg_advisory_xact_lock(REGISTRY_LOCK_KEY))
 
 
 def _binding_to_json(binding: WorkloadBinding) -> dict[str, str]:
@@ -186,8 +194,17 @@ class SqlRegistryStore:
 
     def __init__(self, connection: Connection) -> None:
         self._c = connection
+        self._writing = False
 
     # ------------------------------------------------------------ shared
+
+    def _write(self) -> Connection:
+        """The connection, for a write: on PostgreSQL the first write of a transaction takes the registry lock."""
+        if not self._writing:
+            if self._c.dialect.name == "postgresql":
+                self._c.execute(_HOLD_REGISTRY_EXCLUSIVE)
+            self._writing = True
+        return self._c
 
     def _page(self, table: Table, convert: Callable[[Row[Any]], T], *, limit: int, after: str | None) -> Page[T]:
         query = select(table).order_by(table.c.id).limit(limit + 1)
@@ -202,7 +219,7 @@ class SqlRegistryStore:
         return None if row is None else convert(row)
 
     def _update(self, table: Table, entity_id: str, values: dict[str, Any], *, expected_revision: int) -> None:
-        result = self._c.execute(
+        result = self._write().execute(
             update(table).where(table.c.id == entity_id, table.c.revision == expected_revision).values(**values)
         )
         if result.rowcount != 1:
@@ -230,7 +247,7 @@ class SqlRegistryStore:
         )
 
     def _write_identities(self, owner: Owner) -> None:
-        self._c.execute(delete(owner_identities).where(owner_identities.c.owner_id == owner.id))
+        self._write().execute(delete(owner_identities).where(owner_identities.c.owner_id == owner.id))
         if owner.human_identities:
             self._c.execute(
                 insert(owner_identities),
@@ -241,7 +258,7 @@ class SqlRegistryStore:
             )
 
     def add_owner(self, owner: Owner) -> None:
-        self._c.execute(
+        self._write().execute(
             insert(owners).values(
                 id=owner.id,
                 name=owner.name,
@@ -287,7 +304,7 @@ class SqlRegistryStore:
     # ------------------------------------------------------------ business functions
 
     def add_function(self, function: BusinessFunction) -> None:
-        self._c.execute(
+        self._write().execute(
             insert(business_functions).values(
                 id=function.id,
                 name=function.name,
@@ -340,7 +357,7 @@ class SqlRegistryStore:
         }
 
     def add_agent(self, agent: Agent) -> None:
-        self._c.execute(insert(agents).values(id=agent.id, revision=agent.revision, **self._agent_values(agent)))
+        self._write().execute(insert(agents).values(id=agent.id, revision=agent.revision, **self._agent_values(agent)))
 
     def update_agent(self, agent: Agent, *, expected_revision: int) -> None:
         values = self._agent_values(agent) | {"revision": expected_revision + 1}
@@ -368,7 +385,7 @@ class SqlRegistryStore:
     # ------------------------------------------------------------ tools
 
     def add_tool(self, tool: Tool) -> None:
-        self._c.execute(insert(tools).values(id=tool.id, **_tool_values(tool)))
+        self._write().execute(insert(tools).values(id=tool.id, **_tool_values(tool)))
 
     def update_tool(self, tool: Tool, *, expected_revision: int) -> None:
         values = _tool_values(tool) | {"revision": expected_revision + 1}
@@ -386,7 +403,7 @@ class SqlRegistryStore:
     # ------------------------------------------------------------ workflows
 
     def add_workflow(self, workflow: WorkflowVersion) -> None:
-        self._c.execute(insert(workflows).values(id=workflow.id, **_workflow_values(workflow)))
+        self._write().execute(insert(workflows).values(id=workflow.id, **_workflow_values(workflow)))
 
     def update_workflow(self, workflow: WorkflowVersion, *, expected_revision: int) -> None:
         values = _workflow_values(workflow) | {"revision": expected_revision + 1}
@@ -408,7 +425,7 @@ class SqlRegistryStore:
     # ------------------------------------------------------------ grants
 
     def add_grant(self, grant: Grant) -> None:
-        self._c.execute(
+        self._write().execute(
             insert(grants).values(
                 id=grant.id,
                 agent_id=grant.agent_id,
@@ -425,7 +442,7 @@ class SqlRegistryStore:
         return self._one(grants, _grant, id=grant_id)
 
     def delete_grant(self, grant_id: str) -> None:
-        self._c.execute(delete(grants).where(grants.c.id == grant_id))
+        self._write().execute(delete(grants).where(grants.c.id == grant_id))
 
     def grants_of_agent(self, agent_id: str) -> Sequence[Grant]:
         rows = self._c.execute(select(grants).where(grants.c.agent_id == agent_id).order_by(grants.c.id))

@@ -47,7 +47,7 @@ class RevocationFeed:
         """Apply every entry above the watermark; returns how many were new."""
         with self._refresh_lock:
             try:
-                with self._database.transaction() as tx:
+                with self._database.reading() as tx:
                     entries = tx.revocations.since(self._index.watermark)
             except Unavailable:
                 self.healthy = False

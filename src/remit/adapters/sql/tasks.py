@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Integer, Row, bindparam, insert, select, update
 
 from remit.adapters.sql.tables import revocations, tasks
 from remit.core.registry.models import Page
@@ -15,7 +15,7 @@ from remit.core.tasks.models import AuthorizationDetail, Task, TaskState
 from remit.core.tasks.revocations import RevocationEntry, RevocationKind
 from remit.errors import Conflict
 
-__all__ = ["SqlRevocationLog", "SqlTaskStore"]
+__all__ = ["SqlRevocationLog", "SqlTaskStore", "task_row"]
 
 
 def _task(row: Row[Any]) -> Task:
@@ -69,8 +69,21 @@ def _values(task: Task) -> dict[str, Any]:
     }
 
 
-# Built once: constructing an INSERT per call costs more than executing it.
+def task_row(task: Task) -> dict[str, Any]:
+    """The full row of a new task."""
+    return {"id": task.id, "revision": task.revision, **_values(task)}
+
+
+# Built once: constructing a statement per call costs more than executing it.
 _INSERT_TASK = insert(tasks)
+_GET_TASK = select(tasks).where(tasks.c.id == bindparam("id"))
+_APPEND_REVOCATION = insert(revocations).returning(revocations.c.seq)
+_SINCE = (
+    select(revocations)
+    .where(revocations.c.seq > bindparam("seq"))
+    .order_by(revocations.c.seq)
+    .limit(bindparam("limit", type_=Integer))
+)
 
 
 class SqlTaskStore:
@@ -80,7 +93,7 @@ class SqlTaskStore:
         self._c = connection
 
     def add_task(self, task: Task) -> None:
-        self._c.execute(_INSERT_TASK, {"id": task.id, "revision": task.revision, **_values(task)})
+        self._c.execute(_INSERT_TASK, task_row(task))
 
     def update_task(self, task: Task, *, expected_revision: int) -> None:
         result = self._c.execute(
@@ -93,7 +106,7 @@ class SqlTaskStore:
             raise Conflict(msg)
 
     def get_task(self, task_id: str) -> Task | None:
-        row = self._c.execute(select(tasks).where(tasks.c.id == task_id)).first()
+        row = self._c.execute(_GET_TASK, {"id": task_id}).first()
         return None if row is None else _task(row)
 
     def _running(self, *conditions: ColumnElement[bool]) -> Sequence[Task]:
@@ -147,17 +160,14 @@ class SqlRevocationLog:
 
     def append(self, kind: RevocationKind, subject: str, *, reason: str, at: dt.datetime, epoch: int = 0) -> int:
         result = self._c.execute(
-            insert(revocations)
-            .values(kind=kind.value, subject=subject, reason=reason, epoch=epoch, at=at)
-            .returning(revocations.c.seq)
+            _APPEND_REVOCATION, {"kind": kind.value, "subject": subject, "reason": reason, "epoch": epoch, "at": at}
         )
         return int(result.scalar_one())
 
     def since(self, seq: int, *, limit: int = 10_000) -> Sequence[RevocationEntry]:
-        query = select(revocations).where(revocations.c.seq > seq).order_by(revocations.c.seq).limit(limit)
         return [
             RevocationEntry(
                 seq=r.seq, kind=RevocationKind(r.kind), subject=r.subject, reason=r.reason, at=r.at, epoch=r.epoch
             )
-            for r in self._c.execute(query)
+            for r in self._c.execute(_SINCE, {"seq": seq, "limit": limit})
         ]

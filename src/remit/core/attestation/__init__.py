@@ -1,6 +1,6 @@
 """Workload attestation: turn a JWT-SVID or OIDC token into a verified, single-use workload identity."""
 
-from remit.core.attestation.models import Evidence, EvidenceKind, WorkloadIdentity
+from remit.core.attestation.models import Evidence, EvidenceKind, EvidenceUse, WorkloadIdentity
 from remit.core.attestation.ports import Attestor, ReplayGuard
 from remit.core.attestation.service import DEFAULT_MAX_EVIDENCE_LIFETIME, AttestationService
 
@@ -10,6 +10,7 @@ __all__ = [
     "Attestor",
     "Evidence",
     "EvidenceKind",
+    "EvidenceUse",
     "ReplayGuard",
     "WorkloadIdentity",
 ]

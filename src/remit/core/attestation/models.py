@@ -49,6 +49,15 @@ class Evidence:
         return cls(kind=parsed_kind, token=token)
 
 
+@dataclass(frozen=True, slots=True)
+class EvidenceUse:
+    """The single-use key of one piece of evidence: `(namespace, jti)`, remembered until `expires_at`."""
+
+    namespace: str
+    jti: str
+    expires_at: dt.datetime
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WorkloadIdentity:
     """A verified workload identity: who (binding), vouched for by whom (issuer), and until when.
@@ -71,6 +80,13 @@ class WorkloadIdentity:
     def binding_key(self) -> str:
         """The canonical identity string, equal to the registered agent's `WorkloadBinding.key`."""
         return self.binding.key
+
+    @property
+    def single_use(self) -> EvidenceUse | None:
+        """The key that makes this evidence single use, or None when it carries no `jti` (see AttestationService)."""
+        if self.jti is None:
+            return None
+        return EvidenceUse(f"evidence:{self.kind.value}:{self.issuer}", self.jti, self.expires_at)
 
     @classmethod
     def for_spiffe(

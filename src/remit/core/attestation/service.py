@@ -1,9 +1,13 @@
 """Attest workload evidence: pick the attestor for its kind, bound its lifetime, and accept each `jti` once.
 
-Replay rule: evidence that carries a `jti` is accepted once per (issuer, `jti`) within its lifetime, through the
-ReplayGuard. Evidence without a `jti` (Kubernetes service-account tokens, some CI tokens) cannot be tracked, so it
-is replayable by whoever holds it until it expires; `max_evidence_lifetime` (default 10 minutes) caps that window:
-evidence whose `exp` lies further than that past its `iat` (or past now, without `iat`) is refused.
+Replay rule: evidence that carries a `jti` is accepted once per (issuer, `jti`) within its lifetime.
+`attest` enforces it at once through the ReplayGuard; `verify` checks everything else and leaves the
+single use to the caller's own transaction (`WorkloadIdentity.single_use`): issuance spends it in the
+transaction that records the credential, so a use is spent exactly when a credential is issued, with
+one commit for both. Evidence without a `jti` (Kubernetes service-account tokens, some CI tokens)
+cannot be tracked, so it is replayable by whoever holds it until it expires; `max_evidence_lifetime`
+(default 10 minutes) caps that window: evidence whose `exp` lies further than that past its `iat` (or
+past now, without `iat`) is refused.
 
 Failures raise AttestationFailed with `details["reason"]`: `unsupported_evidence_kind`, `lifetime_too_long`,
 `replayed`, or the attestor's own reason.
@@ -55,6 +59,16 @@ class AttestationService:
         return frozenset(self._attestors)
 
     def attest(self, evidence: Evidence) -> WorkloadIdentity:
+        """Verify `evidence` and spend its single use now (`replayed` the second time)."""
+        identity = self.verify(evidence)
+        # Checked last, so evidence refused for any other reason does not use up its jti.
+        use = identity.single_use
+        if use is not None and not self._replay_guard.first_use(use.namespace, use.jti, use.expires_at):
+            raise AttestationFailed(details={"reason": "replayed"})
+        return identity
+
+    def verify(self, evidence: Evidence) -> WorkloadIdentity:
+        """Verify `evidence` without spending its single use: the caller must record `single_use` atomically."""
         attestor = self._attestors.get(evidence.kind)
         if attestor is None:
             raise AttestationFailed(details={"reason": "unsupported_evidence_kind"})
@@ -63,9 +77,4 @@ class AttestationService:
         start = identity.issued_at if identity.issued_at is not None and identity.issued_at <= now else now
         if identity.expires_at - start > self._max_lifetime:
             raise AttestationFailed(details={"reason": "lifetime_too_long"})
-        # Checked last, so evidence refused for any other reason does not use up its jti.
-        if identity.jti is not None:
-            namespace = f"evidence:{identity.kind.value}:{identity.issuer}"
-            if not self._replay_guard.first_use(namespace, identity.jti, identity.expires_at):
-                raise AttestationFailed(details={"reason": "replayed"})
         return identity

@@ -3,21 +3,33 @@
 `IssuanceService.start_task` (native `POST /v1/tasks`, RFC 8693 token exchange) and
 `IssuanceService.reissue` both run `_admit`, the single function that decides whether an attested
 workload may hold a credential at all (C01, C04), before anything is written. Nothing is signed
-unless the task, the credential record and their audit events are committed first.
+unless the task, the credential record, their audit events and the evidence's single use are
+committed first.
+
+Throughput (ADR 0010): every check runs first, on registry rows kept in a `RegistryCache`, and yields
+an `IssuanceUnit` of inserts. Units of concurrent callers are written together by `GroupCommit`, one
+transaction and one commit per batch; inside it, `_write` re-reads the revision of every row each unit
+was decided on (a changed one sends that unit back, to be decided again and written in one transaction
+on the store's rows), spends the evidence's single use (a replay is refused there, exactly once, across
+replicas), then inserts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from remit.core.attestation.models import EvidenceUse
 from remit.core.audit.models import ActorKind, AuditActor, AuditEvent
 from remit.core.clock import Clock
+from remit.core.credentials.group_commit import GroupCommit
 from remit.core.credentials.models import IssuedCredential, Limits, build_claims
 from remit.core.credentials.ports import Signer, TokenVerifier
+from remit.core.credentials.registry_cache import IssuanceReads, RegistryCache
 from remit.core.credentials.revocation_index import RevocationIndex
 from remit.core.credentials.tokens import (
     AttestedWorkload,
@@ -37,6 +49,8 @@ from remit.core.tasks.models import (
 )
 from remit.errors import (
     AgentUntraceable,
+    AttestationFailed,
+    Conflict,
     CredentialInvalid,
     Forbidden,
     InvalidRequest,
@@ -45,7 +59,7 @@ from remit.errors import (
     TaskNotActive,
 )
 
-__all__ = ["IssuanceService", "TaskDeclaration"]
+__all__ = ["IssuanceService", "IssuanceUnit", "TaskDeclaration"]
 
 MAX_AUDIENCE = 512
 MAX_PRINCIPAL = 512
@@ -73,6 +87,29 @@ class _Admitted:
     function_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class IssuanceUnit:
+    """What one issuance writes, every check already passed: the batch only re-validates and inserts."""
+
+    task: Task | None  # a new task (start_task); None when re-issuing for an existing one
+    credential: CredentialRecord
+    events: tuple[AuditEvent, ...]
+    evidence: EvidenceUse | None
+    depends_on: Mapping[tuple[str, str], int]  # (kind, id) → the revision the checks read
+
+
+class _Stale(Exception):  # internal signal, never leaves the service
+    """A row the unit was decided on changed before its write: decide again on fresh rows."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    unit: IssuanceUnit
+    task: Task
+    issued: IssuedCredential
+    claims: dict[str, Any]
+
+
 class IssuanceService:
     """Attested workload + declaration → recorded task + signed, short-lived, narrow credential."""
 
@@ -89,8 +126,17 @@ class IssuanceService:
         limits: Limits,
         fingerprint: Callable[[str], str],
         gateway_audiences: frozenset[str] = frozenset(),
+        reads: CredentialsUnitOfWork | None = None,
+        cache: RegistryCache | None = None,
+        max_batch: int = 256,
     ) -> None:
         self._uow = uow
+        # Reads on a cache miss: a read-only transaction where the store has one (no writer lock).
+        self._reads = reads or uow
+        self.cache = cache or RegistryCache()
+        self.commits: GroupCommit[CredentialsTransaction, IssuanceUnit] = GroupCommit(
+            uow, self._write, max_batch=max_batch
+        )
         self._clock = clock
         self._ids = ids
         self._signer = signer
@@ -104,9 +150,9 @@ class IssuanceService:
 
     # ------------------------------------------------------------ admission: the one check
 
-    def _admit(self, tx: CredentialsTransaction, workload: AttestedWorkload, environment: str) -> _Admitted:
+    def _admit(self, reads: IssuanceReads, workload: AttestedWorkload, environment: str) -> _Admitted:
         """May this attested workload hold a credential in this environment at all? (C01, C04)."""
-        agent = tx.registry.find_agent_by_binding(workload.binding_key)
+        agent = reads.agent_by_binding(workload.binding_key)
         if agent is None:
             msg = "no agent is registered for this workload identity"
             raise AgentUntraceable(msg, details={"reason": "unregistered_identity"})
@@ -114,12 +160,12 @@ class IssuanceService:
             msg = f"agent {agent.name} is {agent.status.value}"
             raise Forbidden(msg, details={"reason": f"agent_{agent.status.value}", "agent_id": agent.id})
         problems = []
-        owner = tx.registry.get_owner(agent.owner_id) if agent.owner_id else None
+        owner = reads.owner(agent.owner_id) if agent.owner_id else None
         if owner is None:
             problems.append("no_owner")
         elif not owner.is_active:
             problems.append("owner_offboarded")
-        function = tx.registry.get_function(agent.function_id) if agent.function_id else None
+        function = reads.function(agent.function_id) if agent.function_id else None
         if function is None:
             problems.append("no_business_function")
         if agent.review_overdue(self._clock.now().date()):
@@ -143,19 +189,21 @@ class IssuanceService:
         channel: str = "native",
     ) -> tuple[Task, IssuedCredential]:
         """Admit the workload, check the declaration, record the task and issue its first credential."""
+
+        def prepare(reads: IssuanceReads) -> _Prepared:
+            admitted = self._admit(reads, workload, declaration.environment)
+            task = self._new_task(reads, admitted, declaration)
+            started = self._event(
+                "task.started", admitted.agent, task, {"objective": task.objective, "channel": channel}
+            )
+            return self._prepare(reads, admitted.agent, workload, task, task.audience, dpop_jkt, new_task=started)
+
         try:
-            with self._uow() as tx:
-                admitted = self._admit(tx, workload, declaration.environment)
-                task = self._new_task(tx, admitted, declaration)
-                tx.tasks.add_task(task)
-                self._record(
-                    tx, "task.started", admitted.agent, task, {"objective": task.objective, "channel": channel}
-                )
-                issued, claims = self._prepare(tx, admitted.agent, workload, task, task.audience, dpop_jkt)
+            prepared = self._issue(prepare)
         except RemitError as error:
             self._record_refusal(workload, declaration.workflow, error, channel)
             raise
-        return task, self._sign(issued, claims)
+        return prepared.task, self._sign(prepared.issued, prepared.claims)
 
     def reissue(
         self,
@@ -166,26 +214,65 @@ class IssuanceService:
         dpop_jkt: str | None = None,
     ) -> IssuedCredential:
         """A new credential for a running task (after a context change, or to delegate with aud = issuer)."""
+
+        def prepare(reads: IssuanceReads) -> _Prepared:
+            task = reads.task(task_id)
+            admitted = self._admit(reads, workload, task.environment if task else "unknown")
+            if task is None or task.agent_id != admitted.agent.id:
+                # Another agent's task reads as absent: ids cannot be probed.
+                msg = f"no task {task_id!r}"
+                raise NotFound(msg)
+            self._require_live(reads, task)
+            chosen = audience or task.audience
+            if chosen not in {task.audience, self._issuer}:
+                msg = "a task credential is for the task's audience, or for this issuer (delegation)"
+                raise InvalidRequest(msg, field="audience")
+            return self._prepare(reads, admitted.agent, workload, task, chosen, dpop_jkt, new_task=None)
+
         try:
-            with self._uow() as tx:
-                task = tx.tasks.get_task(task_id)
-                admitted = self._admit(tx, workload, task.environment if task else "unknown")
-                if task is None or task.agent_id != admitted.agent.id:
-                    # Another agent's task reads as absent: ids cannot be probed.
-                    msg = f"no task {task_id!r}"
-                    raise NotFound(msg)
-                self._require_live(tx, task)
-                chosen = audience or task.audience
-                if chosen not in {task.audience, self._issuer}:
-                    msg = "a task credential is for the task's audience, or for this issuer (delegation)"
-                    raise InvalidRequest(msg, field="audience")
-                issued, claims = self._prepare(tx, admitted.agent, workload, task, chosen, dpop_jkt)
+            prepared = self._issue(prepare)
         except RemitError as error:
             self._record_refusal(workload, task_id, error, "reissue")
             raise
-        return self._sign(issued, claims)
+        return self._sign(prepared.issued, prepared.claims)
 
-    def _require_live(self, tx: CredentialsTransaction, task: Task) -> None:
+    def _issue(self, prepare: Callable[[IssuanceReads], _Prepared]) -> _Prepared:
+        """Decide on kept rows and write with the batch; if they refuse or changed, decide and write again at once."""
+        reads = IssuanceReads(self.cache, self._reads)
+        prepared: _Prepared | None = None
+        try:
+            with reads:
+                prepared = prepare(reads)
+        except RemitError:
+            if not reads.used_cache:
+                raise
+        if prepared is not None:
+            try:
+                self.commits.submit(prepared.unit)
+            except _Stale:
+                pass
+            else:
+                return prepared
+        # Kept rows refused or went stale: decide again on the store's rows, in the transaction that writes.
+        self.cache.clear()
+        return self._issue_in_one_transaction(prepare)
+
+    def _issue_in_one_transaction(self, prepare: Callable[[IssuanceReads], _Prepared]) -> _Prepared:
+        """Read, decide and write in one transaction that holds the registry lock first: never stale, not batched."""
+        with self._uow() as tx:
+            tx.issuance.hold_registry()
+            with IssuanceReads(self.cache, lambda: contextlib.nullcontext(tx), use_cache=False) as reads:
+                prepared = prepare(reads)
+            outcome = self._write(tx, [prepared.unit])[0]
+            if isinstance(outcome, _Stale):
+                # Only a task can change under the registry lock (ended meanwhile): the caller may retry.
+                msg = "the task changed while the credential was being issued; retry"
+                raise Conflict(msg)
+            if outcome is not None:
+                raise outcome
+        return prepared
+
+    def _require_live(self, reads: IssuanceReads, task: Task) -> None:
         state = task.effective_state(self._clock.now())
         if state is not TaskState.RUNNING:
             msg = f"task {task.id} is {state.value}"
@@ -193,16 +280,16 @@ class IssuanceService:
         if self._index.revoked_reason(jti="", task_id=task.id, lineage=task.lineage, epoch=task.epoch):
             msg = f"task {task.id} has been revoked"
             raise TaskNotActive(msg, details={"state": "revoked"})
-        workflow = tx.registry.get_workflow(task.workflow_id)
+        workflow = reads.workflow(task.workflow_id)
         if workflow is None or workflow.state is not WorkflowState.APPROVED:
             msg = f"workflow {task.workflow_ref} is no longer approved"
             raise TaskNotActive(msg, details={"state": "workflow_ended"})
 
-    def _workflow(self, tx: CredentialsTransaction, ref: str, admitted: _Admitted) -> WorkflowVersion:
+    def _workflow(self, reads: IssuanceReads, ref: str, admitted: _Admitted) -> WorkflowVersion:
         name, at, version = ref.partition("@")
         if not at or not version.isdigit():
             raise InvalidRequest("name the workflow as name@version", field="workflow")
-        workflow = tx.registry.get_workflow_version(name, int(version))
+        workflow = reads.workflow_version(name, int(version))
         if workflow is None:
             msg = f"no workflow {ref!r}"
             raise InvalidRequest(msg, field="workflow")
@@ -214,9 +301,9 @@ class IssuanceService:
             raise Forbidden(msg, details={"reason": "workflow_not_for_agent"})
         return workflow
 
-    def _new_task(self, tx: CredentialsTransaction, admitted: _Admitted, declaration: TaskDeclaration) -> Task:
+    def _new_task(self, reads: IssuanceReads, admitted: _Admitted, declaration: TaskDeclaration) -> Task:
         now = self._clock.now()
-        workflow = self._workflow(tx, declaration.workflow, admitted)
+        workflow = self._workflow(reads, declaration.workflow, admitted)
         outside = within_workflow(declaration.details, workflow)
         if outside:
             msg = "requested beyond the workflow: " + "; ".join(outside[:5])
@@ -228,7 +315,7 @@ class IssuanceService:
         deadline = now + duration
         parent: Task | None = None
         if declaration.parent_token is not None:
-            parent = self._delegating_parent(tx, declaration.parent_token)
+            parent = self._delegating_parent(reads, declaration.parent_token)
             outside = details_within(declaration.details, parent.details)
             if outside:
                 msg = "a delegated task cannot widen its parent: " + "; ".join(outside[:5])
@@ -271,12 +358,12 @@ class IssuanceService:
         msg = "audience must be tool:<name> of a requested tool, or a configured gateway audience"
         raise InvalidRequest(msg, field="audience")
 
-    def _delegating_parent(self, tx: CredentialsTransaction, parent_token: str) -> Task:
+    def _delegating_parent(self, reads: IssuanceReads, parent_token: str) -> Task:
         # Only a credential minted for this issuer may delegate: a token sent to a tool cannot be
         # relayed here by that tool to mint itself a child task (C10, token relay).
         claims = self._verifier.verify(parent_token, audience=self._issuer).claims
         task_id = claims.get("txn")
-        parent = tx.tasks.get_task(task_id) if isinstance(task_id, str) else None
+        parent = reads.task(task_id) if isinstance(task_id, str) else None
         if parent is None:
             raise CredentialInvalid(details={"reason": "unknown_parent_task"})
         reason = self._index.revoked_reason(
@@ -287,15 +374,16 @@ class IssuanceService:
         )
         if reason is not None:
             raise CredentialInvalid(details={"reason": reason})
-        self._require_live(tx, parent)
+        self._require_live(reads, parent)
         return parent
 
     # ------------------------------------------------------------ the credential
 
-    def _classes(self, tx: CredentialsTransaction, task: Task) -> set[RiskClass]:
+    @staticmethod
+    def _classes(reads: IssuanceReads, task: Task) -> set[RiskClass]:
         classes = set()
         for detail in task.details:
-            tool = tx.registry.get_tool_by_name(detail.tool)
+            tool = reads.tool_by_name(detail.tool)
             for action in detail.actions:
                 found = tool.action(action) if tool else None
                 if found is None:
@@ -304,9 +392,8 @@ class IssuanceService:
                 classes.add(found.risk_class)
         return classes
 
-    def _subject_and_act(
-        self, tx: CredentialsTransaction, agent: Agent, task: Task
-    ) -> tuple[str, dict[str, Any] | None]:
+    @staticmethod
+    def _subject_and_act(reads: IssuanceReads, agent: Agent, task: Task) -> tuple[str, dict[str, Any] | None]:
         """`sub` and RFC 8693 §4.1 `act`: the current actor outermost, earlier delegating agents nested inside.
 
         On behalf of a person, the person is the subject and every agent is an actor. Acting for
@@ -314,8 +401,8 @@ class IssuanceService:
         """
         chain = [agent.binding.key]
         for ancestor_id in task.lineage:
-            ancestor = tx.tasks.get_task(ancestor_id)
-            holder = tx.registry.get_agent(ancestor.agent_id) if ancestor else None
+            ancestor = reads.task(ancestor_id)
+            holder = reads.agent(ancestor.agent_id) if ancestor else None
             chain.append(holder.binding.key if holder else ancestor_id)
         if task.principal is not None:
             subject, actors = task.principal, chain
@@ -326,24 +413,27 @@ class IssuanceService:
             act = {"sub": actor, "act": act} if act else {"sub": actor}
         return subject, act
 
-    def _prepare(
+    def _prepare(  # noqa: PLR0913 - the pieces of one credential, passed explicitly
         self,
-        tx: CredentialsTransaction,
+        reads: IssuanceReads,
         agent: Agent,
         workload: AttestedWorkload,
         task: Task,
         audience: str,
         dpop_jkt: str | None,
-    ) -> tuple[IssuedCredential, dict[str, Any]]:
+        *,
+        new_task: AuditEvent | None,
+    ) -> _Prepared:
+        """The credential's claims, record and audit event; with `new_task` (its event), the task is new too."""
         now = self._clock.now()
-        ttl = min(task.remaining(now), self._limits.ttl_for(self._classes(tx, task)))
+        ttl = min(task.remaining(now), self._limits.ttl_for(self._classes(reads, task)))
         if ttl <= dt.timedelta(0):
             msg = f"task {task.id} has no time left"
             raise TaskNotActive(msg, details={"state": "expired"})
         expires_at = now + ttl
         jti = self._ids.new("credential")
         scoped = task if audience == task.audience else _with_audience(task, audience)
-        subject, act = self._subject_and_act(tx, agent, task)
+        subject, act = self._subject_and_act(reads, agent, task)
         claims = build_claims(
             issuer=self._issuer,
             task=scoped,
@@ -356,20 +446,17 @@ class IssuanceService:
             act=act,
             cnf_jkt=dpop_jkt,
         )
-        tx.credentials.add_credential(
-            CredentialRecord(
-                jti=jti,
-                task_id=task.id,
-                agent_id=agent.id,
-                audience=audience,
-                epoch=task.epoch,
-                cnf_jkt=dpop_jkt,
-                issued_at=now,
-                expires_at=expires_at,
-            )
+        record = CredentialRecord(
+            jti=jti,
+            task_id=task.id,
+            agent_id=agent.id,
+            audience=audience,
+            epoch=task.epoch,
+            cnf_jkt=dpop_jkt,
+            issued_at=now,
+            expires_at=expires_at,
         )
-        self._record(
-            tx,
+        issued_event = self._event(
             "credential.issued",
             agent,
             task,
@@ -394,7 +481,49 @@ class IssuanceService:
             scope=claims["scope"],
             dpop_bound=dpop_jkt is not None,
         )
-        return issued, claims
+        unit = IssuanceUnit(
+            task=task if new_task is not None else None,
+            credential=record,
+            events=(new_task, issued_event) if new_task is not None else (issued_event,),
+            evidence=workload.single_use,
+            depends_on=dict(reads.depends_on),
+        )
+        return _Prepared(unit=unit, task=task, issued=issued, claims=claims)
+
+    # ------------------------------------------------------------ the batch write
+
+    @staticmethod
+    def _write(tx: CredentialsTransaction, units: Sequence[IssuanceUnit]) -> list[Exception | None]:
+        """Write a batch in `tx` (GroupCommit's apply): re-validate each unit, spend its evidence, insert the rest."""
+        store = tx.issuance
+        store.hold_registry()
+        current = store.revisions({key for unit in units for key in unit.depends_on})
+        outcomes: list[Exception | None] = [
+            None if all(current.get(key) == revision for key, revision in unit.depends_on.items()) else _Stale()
+            for unit in units
+        ]
+        # Single use: the first of a batch to present a key claims it, then the store refuses a key
+        # another commit (this replica's or another's) already holds.
+        claimants: dict[tuple[str, str], tuple[int, EvidenceUse]] = {}
+        for position, unit in enumerate(units):
+            use = unit.evidence
+            if use is None or outcomes[position] is not None:
+                continue
+            if (use.namespace, use.jti) in claimants:
+                outcomes[position] = AttestationFailed(details={"reason": "replayed"})
+            else:
+                claimants[(use.namespace, use.jti)] = (position, use)
+        if claimants:
+            claimed = store.claim_evidence([use for _, use in claimants.values()])
+            for key, (position, _) in claimants.items():
+                if key not in claimed:
+                    outcomes[position] = AttestationFailed(details={"reason": "replayed"})
+        written = [unit for unit, outcome in zip(units, outcomes, strict=True) if outcome is None]
+        if written:
+            store.add_tasks([unit.task for unit in written if unit.task is not None])
+            store.add_credentials([unit.credential for unit in written])
+            store.append_audit([event for unit in written for event in unit.events])
+        return outcomes
 
     def _sign(self, issued: IssuedCredential, claims: Mapping[str, Any]) -> IssuedCredential:
         # After commit: a record exists for every token that can exist, never the other way round.
@@ -412,17 +541,13 @@ class IssuanceService:
 
     # ------------------------------------------------------------ audit
 
-    def _record(
-        self, tx: CredentialsTransaction, event_type: str, agent: Agent, task: Task, data: dict[str, Any]
-    ) -> None:
-        tx.audit.append(
-            task.audit_event(
-                event_id=self._ids.new("event"),
-                event_type=event_type,
-                occurred_at=self._clock.now(),
-                actor=AuditActor(ActorKind.AGENT, agent.id),
-                data=data,
-            )
+    def _event(self, event_type: str, agent: Agent, task: Task, data: dict[str, Any]) -> AuditEvent:
+        return task.audit_event(
+            event_id=self._ids.new("event"),
+            event_type=event_type,
+            occurred_at=self._clock.now(),
+            actor=AuditActor(ActorKind.AGENT, agent.id),
+            data=data,
         )
 
     def _record_refusal(self, workload: AttestedWorkload, subject: str, error: RemitError, channel: str) -> None:

@@ -12,11 +12,12 @@ from collections.abc import Callable
 
 from remit.core.audit.models import AuditActor, AuditEvent
 from remit.core.clock import Clock
+from remit.core.credentials.revocation_index import RevocationIndex
 from remit.core.credentials.tokens import CredentialsUnitOfWork
 from remit.core.events import InProcessEventBus
 from remit.core.ids import IdFactory
 from remit.core.registry.events import AgentStatusChanged, OwnerOffboarded, WorkflowVersionEnded
-from remit.core.tasks.revocations import RevocationKind
+from remit.core.tasks.revocations import RevocationEntry, RevocationKind
 from remit.core.tasks.service import TaskService
 
 __all__ = ["RevocationService", "subscribe_revocation_handlers"]
@@ -33,12 +34,16 @@ class RevocationService:
         ids: IdFactory,
         fingerprint: Callable[[str], str],
         on_revocations: Callable[[], object] = lambda: None,
+        index: RevocationIndex | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._ids = ids
         self._fingerprint = fingerprint
         self._on_revocations = on_revocations
+        # With this process's index, the committed entry is applied to it directly (its own
+        # verifications refuse the credential at once) instead of re-reading the log.
+        self._index = index
 
     def revoke_credential(self, jti: str, *, reason: str, actor: AuditActor, agent_id: str | None = None) -> bool:
         """Revoke one credential; False when unknown or (with `agent_id`) not that agent's (RFC 7009 §2.2: no error)."""
@@ -49,7 +54,7 @@ class RevocationService:
                 return False
             if not tx.credentials.mark_revoked(jti, at=now, reason=reason):
                 return True  # already revoked: revocation is idempotent
-            tx.revocations.append(RevocationKind.CREDENTIAL, jti, reason=reason, at=now)
+            seq = tx.revocations.append(RevocationKind.CREDENTIAL, jti, reason=reason, at=now)
             task = tx.tasks.get_task(record.task_id)
             tx.audit.append(
                 AuditEvent(
@@ -67,7 +72,11 @@ class RevocationService:
                     correlation_id=record.task_id,
                 )
             )
-        self._on_revocations()
+        if self._index is not None:
+            entry = RevocationEntry(seq=seq, kind=RevocationKind.CREDENTIAL, subject=jti, reason=reason, at=now)
+            self._index.apply([entry], now=now)
+        else:
+            self._on_revocations()
         return True
 
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
+from remit.core.attestation.models import EvidenceUse
+from remit.core.audit.models import AuditEvent
+from remit.core.tasks.models import Task
 from remit.core.tasks.ports import TaskTransaction
 
 __all__ = [
@@ -16,6 +20,7 @@ __all__ = [
     "CredentialStore",
     "CredentialsTransaction",
     "CredentialsUnitOfWork",
+    "IssuanceStore",
 ]
 
 
@@ -25,6 +30,11 @@ class AttestedWorkload(Protocol):
     @property
     def binding_key(self) -> str:
         """The binding key: `spiffe://…` or `oidc:<issuer>#<subject>`."""
+        ...
+
+    @property
+    def single_use(self) -> EvidenceUse | None:
+        """The evidence's single-use key, spent in the issuing transaction; None when it carries no `jti`."""
         ...
 
 
@@ -52,11 +62,45 @@ class CredentialStore(Protocol):
     def mark_revoked(self, jti: str, *, at: dt.datetime, reason: str) -> bool: ...
 
 
+class IssuanceStore(Protocol):
+    """The writes of a batch of issuances (see `remit.core.credentials.group_commit`), in the caller's transaction."""
+
+    def hold_registry(self) -> None:
+        """Until commit, keep registry writes from committing (they wait), so revisions read next stay current.
+
+        Registry writes take the same lock exclusively; where the store already admits one writer at a
+        time (SQLite) there is nothing to take.
+        """
+        ...
+
+    def revisions(self, keys: Iterable[tuple[str, str]]) -> Mapping[tuple[str, str], int]:
+        """The current revision of each `(kind, id)`: agent, owner, function, workflow, tool or task; absent if gone."""
+        ...
+
+    def claim_evidence(self, uses: Sequence[EvidenceUse]) -> set[tuple[str, str]]:
+        """Record each use (distinct keys); return the `(namespace, jti)` recorded now, not those recorded before.
+
+        A key recorded by a concurrent transaction that has not committed yet is waited for: it counts as
+        recorded before if that transaction commits, and is recorded now if it rolls back.
+        """
+        ...
+
+    def add_tasks(self, tasks: Sequence[Task]) -> None: ...
+    def add_credentials(self, records: Sequence[CredentialRecord]) -> None: ...
+
+    def append_audit(self, events: Sequence[AuditEvent]) -> None:
+        """Chain `events` into the audit log in order, in this transaction (one statement)."""
+        ...
+
+
 class CredentialsTransaction(TaskTransaction, Protocol):
-    """A task transaction that also holds credential records."""
+    """A task transaction that also holds credential records and the batched issuance writes."""
 
     @property
     def credentials(self) -> CredentialStore: ...
+
+    @property
+    def issuance(self) -> IssuanceStore: ...
 
 
 class CredentialsUnitOfWork(Protocol):

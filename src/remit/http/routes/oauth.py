@@ -159,7 +159,7 @@ def token(data: Form, remit: NamedDependency[Remit], request: Request[Any, Any, 
             raise InvalidRequest("only access tokens are issued", field="requested_token_type")
         evidence = Evidence.parse(kind, _field(data, "subject_token") or "")
         declaration = _declaration(data)
-        identity = remit.attestation.attest(evidence)
+        identity = remit.attestation.verify(evidence)  # single use: spent by issuance
         task, issued = remit.issuance.start_task(
             identity, declaration, dpop_jkt=dpop_at_issuance(remit, request), channel="token_exchange"
         )

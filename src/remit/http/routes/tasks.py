@@ -149,7 +149,7 @@ class TaskController(Controller):
         self, data: JSONBody[TaskIn], remit: NamedDependency[Remit], request: Request[Any, Any, Any]
     ) -> Response[TaskStarted]:
         """Declare a task with workload evidence; returns the task and its first credential (shown once)."""
-        identity = remit.attestation.attest(evidence_in(data.evidence))
+        identity = remit.attestation.verify(evidence_in(data.evidence))  # single use: spent by issuance
         declaration = TaskDeclaration(
             workflow=data.workflow,
             objective=data.objective,
@@ -237,7 +237,7 @@ class TaskController(Controller):
         task_id: str = _Id,
     ) -> Response[CredentialOut]:
         """A new credential for a running task, with fresh evidence; `audience` = the issuer for delegation."""
-        identity = remit.attestation.attest(evidence_in(data.evidence))
+        identity = remit.attestation.verify(evidence_in(data.evidence))  # single use: spent by issuance
         issued = remit.issuance.reissue(
             identity, task_id, audience=data.audience, dpop_jkt=dpop_at_issuance(remit, request)
         )

@@ -56,11 +56,11 @@ def fingerprint(value: str) -> str:
     return hmac.new(HMAC_KEY, value.encode(), hashlib.sha256).hexdigest()
 
 
-def workload(path: str = "agents/invoice-bot") -> WorkloadIdentity:
+def workload(path: str = "agents/invoice-bot", *, jti: str | None = None) -> WorkloadIdentity:
     return WorkloadIdentity.for_spiffe(
         SpiffeId.parse(f"spiffe://acme.example/{path}"),
         claims={},
-        jti=None,
+        jti=jti,
         issued_at=None,
         expires_at=dt.datetime(2030, 1, 1, tzinfo=dt.UTC),
     )
@@ -107,6 +107,7 @@ def make_stack(
         issuer=ISSUER,
         limits=Limits(),
         fingerprint=fingerprint,
+        reads=database.reading,
     )
     revocation = RevocationService(
         database.transaction, clock=clock, ids=ids, fingerprint=fingerprint, on_revocations=feed.refresh

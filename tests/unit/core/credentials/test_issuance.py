@@ -9,10 +9,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.factories import OPERATOR
-from tests.unit.core.credentials.conftest import ISSUER, Stack, declaration, workload
+from tests.unit.core.credentials.conftest import ISSUER, Stack, declaration, fingerprint, workload
 
 from remit.core.audit.models import AuditActor
+from remit.core.credentials.revocation import RevocationService
 from remit.core.credentials.verification import Verifier
+from remit.core.ids import SequentialIdFactory
 from remit.core.registry.models import AgentStatus
 from remit.core.tasks.models import AuthorizationDetail, Task, TaskState, parse_authorization_details
 from remit.errors import (
@@ -332,3 +334,27 @@ def test_nothing_verifies_while_revocations_are_not_current(stack: Stack) -> Non
     stale = Verifier(stack.tokens, stack.index, index_is_current=lambda: False)
     with pytest.raises(Unavailable):
         stale.verify(issued.token, audience="tool:github")
+
+
+def test_a_revocation_applies_its_own_entry_to_the_index_at_once(stack: Stack, ids: SequentialIdFactory) -> None:
+    """Given the process's index, a revocation reaches it on commit, without re-reading the log (no feed refresh)."""
+
+    def no_refresh() -> None:
+        msg = "the log must not be re-read"
+        raise AssertionError(msg)
+
+    revocation = RevocationService(
+        stack.database.transaction,
+        clock=stack.clock,
+        ids=ids,
+        fingerprint=fingerprint,
+        on_revocations=no_refresh,
+        index=stack.index,
+    )
+    _, credential = stack.issuance.start_task(workload(), declaration())
+    before = stack.index.watermark
+    assert revocation.revoke_credential(credential.jti, reason="leaked", actor=SYSTEM)
+    with pytest.raises(CredentialRevoked):
+        stack.verifier.verify(credential.token, audience="tool:github")
+    assert stack.index.watermark == before + 1
+    assert revocation.revoke_credential(credential.jti, reason="again", actor=SYSTEM)  # idempotent

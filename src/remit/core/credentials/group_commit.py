@@ -1,0 +1,132 @@
+"""Group commit: concurrent callers' units of work written in one transaction, one commit (one fsync) per batch.
+
+`GroupCommit.submit(unit)` returns only once the transaction holding `unit` has committed, or raises
+that unit's own error. There is no writer thread: the first caller to arrive while no batch is being
+written becomes the *leader*, writes every unit queued so far (its own first) in one transaction, then
+hands the lead to the oldest unit that queued up meanwhile, whose caller writes the next batch. A
+lone caller therefore writes its own unit at once; under load, the callers that arrive during one
+commit share the next.
+
+`apply(tx, units)` runs inside the transaction and returns one outcome per unit: None (written) or
+the exception refusing that unit, which must then have written nothing (validate before inserting).
+When the transaction itself fails, nothing of the batch is committed; a batch of several is then
+retried one unit per transaction, so a unit that breaks its batch fails alone and the others still
+commit. A store that is down fails every caller of the batch with `Unavailable`: never silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from remit.errors import RemitError, Unavailable
+
+__all__ = ["GroupCommit"]
+
+TxT = TypeVar("TxT")
+UnitT = TypeVar("UnitT")
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True, eq=False)
+class _Slot(Generic[UnitT]):
+    unit: UnitT
+    wake: threading.Event = field(default_factory=threading.Event)
+    done: bool = False
+    error: Exception | None = None
+
+    def finish(self, error: Exception | None) -> None:
+        self.error = error
+        self.done = True
+        self.wake.set()
+
+
+class GroupCommit(Generic[TxT, UnitT]):
+    """Batches concurrent `submit` calls into shared transactions; thread-safe."""
+
+    def __init__(
+        self,
+        uow: Callable[[], AbstractContextManager[TxT]],
+        apply: Callable[[TxT, Sequence[UnitT]], Sequence[Exception | None]],
+        *,
+        max_batch: int = 256,
+    ) -> None:
+        if max_batch < 1:
+            msg = "max_batch must be positive"
+            raise ValueError(msg)
+        self._uow = uow
+        self._apply = apply
+        self._max_batch = max_batch
+        self._lock = threading.Lock()
+        self._queue: list[_Slot[UnitT]] = []
+        self._leading = False  # invariant: when False, the queue is empty
+        self.batches = 0  # committed transactions, for tests and metrics
+        self.largest_batch = 0
+
+    @property
+    def pending(self) -> int:
+        """Units queued for the next batch (not counting the batch being written)."""
+        with self._lock:
+            return len(self._queue)
+
+    def submit(self, unit: UnitT) -> None:
+        """Write `unit` durably with whatever else is queued; raise its own refusal or the store's failure."""
+        slot = _Slot(unit)
+        with self._lock:
+            self._queue.append(slot)
+            lead = not self._leading
+            self._leading = True
+        if not lead:
+            slot.wake.wait()  # set when our unit is done, or when the lead is handed to us
+        if not slot.done:
+            self._lead()
+        if slot.error is not None:
+            raise slot.error
+
+    def _lead(self) -> None:
+        # Our own slot is the queue's head: the lead is taken with an empty queue or handed to the head.
+        with self._lock:
+            batch = self._queue[: self._max_batch]
+            del self._queue[: self._max_batch]
+        try:
+            self._commit(batch)
+        finally:
+            for slot in batch:
+                if not slot.done:  # only on an interrupt escaping _commit
+                    slot.finish(Unavailable("the store could not write the credential"))
+            with self._lock:
+                if self._queue:
+                    self._queue[0].wake.set()  # not done: its caller leads the next batch
+                else:
+                    self._leading = False
+
+    def _commit(self, batch: Sequence[_Slot[UnitT]]) -> None:
+        try:
+            with self._uow() as tx:
+                outcomes = self._apply(tx, [slot.unit for slot in batch])
+        except Unavailable as error:
+            # The store is down: every unit of the batch failed, none was written.
+            for slot in batch:
+                slot.finish(error)
+            return
+        except Exception as error:  # noqa: BLE001 - any failure must reach its callers, never be swallowed
+            if len(batch) > 1:
+                # One unit broke the shared transaction: write each on its own, so only it fails.
+                for slot in batch:
+                    self._commit([slot])
+                return
+            if not isinstance(error, RemitError):
+                _log.exception("a credential write failed")
+                error = Unavailable("the store could not write the credential")
+            batch[0].finish(error)
+            return
+        self.batches += 1
+        self.largest_batch = max(self.largest_batch, len(batch))
+        for slot, outcome in zip(batch, outcomes, strict=True):
+            slot.finish(outcome)

@@ -1,0 +1,173 @@
+"""The registry rows issuance reads, kept between requests, and the reads of one issuance through them.
+
+Issuance reads the agent (by its workload binding), its owner and business function, the workflow
+version and the tools it names: the same few rows for every credential of an agent. They are kept
+here, keyed as issuance looks them up, so the common issuance reads nothing from the store.
+
+A kept row may be stale. That is made safe where it matters, in the write: each issuance notes the
+revision of every row it decided on (`IssuanceReads.depends_on`), and the batch that writes it
+re-reads those revisions inside its transaction, under the lock registry writes take (see
+`IssuanceStore.hold_registry`). A unit whose rows changed is not written: the cache is dropped and the
+issuance is decided again, on the store's rows, inside the transaction that writes it. So a change (an
+agent suspended, an owner offboarded, a workflow retired), once committed by this or any other
+replica, refuses every issuance written after it. The other way round, a refusal decided on kept rows
+is decided again the same way before it is returned, so a change that re-allows (an agent reactivated
+elsewhere) is honoured at once too.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, ExitStack
+from typing import TYPE_CHECKING, Final, Protocol, Self, TypeVar
+
+from remit.core.registry.models import Agent, BusinessFunction, Owner, Tool, WorkflowVersion
+from remit.core.tasks.models import Task
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from remit.core.credentials.tokens import CredentialsTransaction
+
+__all__ = ["IssuanceReads", "RegistryCache"]
+
+# Entries kept per kind before that kind starts over (a registry this large still fits easily).
+MAX_ENTRIES: Final = 10_000
+
+K = TypeVar("K")
+V = TypeVar("V", Agent, Owner, BusinessFunction, WorkflowVersion, Tool)
+
+
+class _Revisioned(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def revision(self) -> int: ...
+
+
+class RegistryCache:
+    """Registry rows by the keys issuance uses; thread-safe (single dict operations), dropped whole on change."""
+
+    def __init__(self, *, max_entries: int = MAX_ENTRIES) -> None:
+        self._max = max_entries
+        self.agents_by_binding: dict[str, Agent] = {}
+        self.agents: dict[str, Agent] = {}
+        self.owners: dict[str, Owner] = {}
+        self.functions: dict[str, BusinessFunction] = {}
+        self.workflows_by_ref: dict[tuple[str, int], WorkflowVersion] = {}
+        self.workflows: dict[str, WorkflowVersion] = {}
+        self.tools_by_name: dict[str, Tool] = {}
+
+    def clear(self) -> None:
+        self.agents_by_binding.clear()
+        self.agents.clear()
+        self.owners.clear()
+        self.functions.clear()
+        self.workflows_by_ref.clear()
+        self.workflows.clear()
+        self.tools_by_name.clear()
+
+    def keep(self, kept: dict[K, V], key: K, value: V) -> None:
+        if len(kept) >= self._max:
+            kept.clear()
+        kept[key] = value
+
+    def __len__(self) -> int:
+        return (
+            len(self.agents_by_binding)
+            + len(self.agents)
+            + len(self.owners)
+            + len(self.functions)
+            + len(self.workflows_by_ref)
+            + len(self.workflows)
+            + len(self.tools_by_name)
+        )
+
+
+class IssuanceReads:
+    """The reads of one issuance: from the cache when `use_cache`, else from the store; each notes its revision.
+
+    The store is opened (one read transaction) only on the first miss. Use as a context manager.
+    """
+
+    def __init__(
+        self,
+        cache: RegistryCache,
+        uow: Callable[[], AbstractContextManager[CredentialsTransaction]],
+        *,
+        use_cache: bool = True,
+    ) -> None:
+        self._cache = cache
+        self._uow = uow
+        self._use_cache = use_cache
+        self._stack = ExitStack()
+        self._tx: CredentialsTransaction | None = None
+        self.depends_on: dict[tuple[str, str], int] = {}
+        self.used_cache = False
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def _store(self) -> CredentialsTransaction:
+        if self._tx is None:
+            self._tx = self._stack.enter_context(self._uow())
+        return self._tx
+
+    def _note(self, kind: str, found: _Revisioned | None) -> None:
+        if found is not None:
+            self.depends_on[(kind, found.id)] = found.revision
+
+    def _through(self, kept: dict[K, V], key: K, load: Callable[[CredentialsTransaction], V | None]) -> V | None:
+        found = kept.get(key) if self._use_cache else None
+        if found is not None:
+            self.used_cache = True
+            return found
+        found = load(self._store())
+        if found is not None:
+            self._cache.keep(kept, key, found)
+        return found
+
+    def agent_by_binding(self, key: str) -> Agent | None:
+        agent = self._through(self._cache.agents_by_binding, key, lambda tx: tx.registry.find_agent_by_binding(key))
+        self._note("agent", agent)
+        return agent
+
+    def agent(self, agent_id: str) -> Agent | None:
+        agent = self._through(self._cache.agents, agent_id, lambda tx: tx.registry.get_agent(agent_id))
+        self._note("agent", agent)
+        return agent
+
+    def owner(self, owner_id: str) -> Owner | None:
+        owner = self._through(self._cache.owners, owner_id, lambda tx: tx.registry.get_owner(owner_id))
+        self._note("owner", owner)
+        return owner
+
+    def function(self, function_id: str) -> BusinessFunction | None:
+        function = self._through(self._cache.functions, function_id, lambda tx: tx.registry.get_function(function_id))
+        self._note("function", function)
+        return function
+
+    def workflow_version(self, name: str, version: int) -> WorkflowVersion | None:
+        workflow = self._through(
+            self._cache.workflows_by_ref, (name, version), lambda tx: tx.registry.get_workflow_version(name, version)
+        )
+        self._note("workflow", workflow)
+        return workflow
+
+    def workflow(self, workflow_id: str) -> WorkflowVersion | None:
+        workflow = self._through(self._cache.workflows, workflow_id, lambda tx: tx.registry.get_workflow(workflow_id))
+        self._note("workflow", workflow)
+        return workflow
+
+    def tool_by_name(self, name: str) -> Tool | None:
+        tool = self._through(self._cache.tools_by_name, name, lambda tx: tx.registry.get_tool_by_name(name))
+        self._note("tool", tool)
+        return tool
+
+    def task(self, task_id: str) -> Task | None:
+        """Tasks change with every end and objective change: always read, never kept."""
+        task = self._store().tasks.get_task(task_id)
+        self._note("task", task)
+        return task

@@ -1,0 +1,228 @@
+"""Group commit of issuance: concurrent issuances share transactions, each durable and recorded exactly once.
+
+A gate holds the first caller's transaction open until the other callers have queued behind it, so
+the tests know those share the next batch instead of hoping the scheduler interleaves them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import pytest
+
+from sqlalchemy import func, select
+from tests.unit.core.credentials.conftest import ISSUER, Stack, declaration, fingerprint, workload
+
+from remit.adapters.sql.engine import SqlDatabase, SqlTransaction
+from remit.adapters.sql.tables import audit_events, credentials, evidence_uses, tasks
+from remit.core.credentials.issuance import IssuanceService
+from remit.core.credentials.models import IssuedCredential, Limits
+from remit.core.ids import IdFactory, SequentialIdFactory
+from remit.core.tasks.models import Task
+from remit.errors import AttestationFailed, Conflict, RemitError, Unavailable
+
+
+class Gate:
+    """A unit of work that, when armed, holds the next transaction until `expected` more units are queued."""
+
+    def __init__(self, database: SqlDatabase) -> None:
+        self._database = database
+        self.issuance: IssuanceService | None = None
+        self._expected = 0
+        self.fail_in_batch: Callable[[SqlTransaction], None] | None = None
+
+    def arm(self, expected: int) -> None:
+        self._expected = expected
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[SqlTransaction]:
+        expected, self._expected = self._expected, 0
+        if expected and self.issuance is not None:
+            deadline = time.monotonic() + 10
+            while self.issuance.commits.pending < expected and time.monotonic() < deadline:
+                time.sleep(0.005)
+        with self._database.transaction() as tx:
+            yield tx
+            if self.fail_in_batch is not None:
+                self.fail_in_batch(tx)
+
+
+def gated(stack: Stack, database: SqlDatabase, ids: IdFactory) -> tuple[IssuanceService, Gate]:
+    gate = Gate(database)
+    issuance = IssuanceService(
+        gate,
+        clock=stack.clock,
+        ids=ids,
+        signer=stack.signer,
+        verifier=stack.tokens,
+        index=stack.index,
+        issuer=ISSUER,
+        limits=Limits(),
+        fingerprint=fingerprint,
+        reads=database.reading,
+    )
+    gate.issuance = issuance
+    return issuance, gate
+
+
+@dataclass
+class Outcome:
+    result: tuple[Task, IssuedCredential] | None
+    error: RemitError | None
+
+
+def together(calls: list[Callable[[], tuple[Task, IssuedCredential]]]) -> list[Outcome]:
+    """Run `calls` on threads at once; each returns its result or its RemitError."""
+    start = threading.Barrier(len(calls))
+
+    def run(call: Callable[[], tuple[Task, IssuedCredential]]) -> Outcome:
+        start.wait()
+        try:
+            return Outcome(call(), None)
+        except RemitError as error:
+            return Outcome(None, error)
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(run, calls))
+
+
+def count(database: SqlDatabase, table: object, *where: object) -> int:
+    with database.engine.connect() as connection:
+        return int(connection.execute(select(func.count()).select_from(table).where(*where)).scalar_one())  # type: ignore[arg-type]
+
+
+def start(issuance: IssuanceService, jti: str | None) -> Callable[[], tuple[Task, IssuedCredential]]:
+    return lambda: issuance.start_task(workload(jti=jti), declaration())
+
+
+def test_concurrent_issuances_share_a_batch_and_each_is_durable_once(
+    stack: Stack, database: SqlDatabase, ids: SequentialIdFactory
+) -> None:
+    """Seven callers queued behind one share a transaction; every row of each is there exactly once."""
+    issuance, gate = gated(stack, database, ids)
+    issuance.start_task(workload(jti="warm"), declaration())  # fills the registry cache
+    gate.arm(7)
+    outcomes = together([start(issuance, f"jti-{i}") for i in range(8)])
+    assert [o.error for o in outcomes] == [None] * 8
+    assert issuance.commits.largest_batch == 7
+    results = [o.result for o in outcomes if o.result is not None]
+    task_ids = {task.id for task, _ in results}
+    assert len(task_ids) == 8
+    for task, credential in results:
+        assert stack.verifier.verify(credential.token, audience="tool:github").task_id == task.id
+        assert count(database, tasks, tasks.c.id == task.id) == 1
+        assert count(database, credentials, credentials.c.jti == credential.jti) == 1
+        assert count(database, audit_events, audit_events.c.task_id == task.id) == 2
+    assert count(database, evidence_uses) == 9
+
+
+def test_replays_in_one_batch_and_across_batches_are_refused_exactly_once(
+    stack: Stack, database: SqlDatabase, ids: SequentialIdFactory
+) -> None:
+    """The same evidence presented eight times at once is accepted once; later presentations are refused too."""
+    issuance, gate = gated(stack, database, ids)
+    gate.arm(7)
+    outcomes = together([start(issuance, "same") for _ in range(8)])
+    assert sum(o.error is None for o in outcomes) == 1
+    refused = [o.error for o in outcomes if o.error is not None]
+    assert all(isinstance(e, AttestationFailed) and e.details == {"reason": "replayed"} for e in refused)
+    with pytest.raises(AttestationFailed):
+        issuance.start_task(workload(jti="same"), declaration())
+    assert count(database, tasks) == 1
+    assert count(database, audit_events, audit_events.c.type == "credential.refused") == 8
+
+
+def test_replay_across_two_instances_is_refused_exactly_once(
+    stack: Stack, database: SqlDatabase, ids: SequentialIdFactory
+) -> None:
+    """Two Remit instances on one database (separate engines, caches and batches): one of them issues."""
+    second = SqlDatabase.connect(database.engine.url.render_as_string(hide_password=False))
+    try:
+        ours, _ = gated(stack, database, ids)
+        theirs, _ = gated(stack, second, ids)
+        calls = [start(ours, "shared") for _ in range(4)] + [start(theirs, "shared") for _ in range(4)]
+        outcomes = together(calls)
+    finally:
+        second.dispose()
+    assert sum(o.error is None for o in outcomes) == 1
+    assert all(isinstance(o.error, AttestationFailed) for o in outcomes if o.error is not None)
+    assert count(database, tasks) == 1
+
+
+class CollidingIds:
+    """The test's ids, except that one credential id is handed out twice: that unit cannot be inserted."""
+
+    def __init__(self, ids: IdFactory) -> None:
+        self._ids = ids
+        self.collide = False
+        self._first: str | None = None
+
+    def new(self, prefix: str) -> str:
+        value = self._ids.new(prefix)
+        if prefix == "credential":
+            if self._first is None:
+                self._first = value
+            elif self.collide:
+                self.collide = False
+                return self._first
+        return value
+
+
+def test_a_unit_that_breaks_its_batch_fails_alone(
+    stack: Stack, database: SqlDatabase, ids: SequentialIdFactory
+) -> None:
+    """A credential id already taken fails its own caller (nothing of it written); the seven others commit."""
+    colliding = CollidingIds(ids)
+    issuance, gate = gated(stack, database, colliding)
+    issuance.start_task(workload(jti="first"), declaration())
+    colliding.collide = True  # the next credential id is the first one's
+    gate.arm(7)
+    outcomes = together([start(issuance, f"jti-{i}") for i in range(8)])
+    failed = [o for o in outcomes if o.error is not None]
+    assert len(failed) == 1
+    assert isinstance(failed[0].error, Conflict)
+    assert count(database, tasks) == 8  # the first task and seven of the batch
+    assert count(database, credentials) == 8
+    assert count(database, evidence_uses) == 8
+    # The refused unit's evidence was not spent: presented again, it is accepted.
+    spent = {f"jti-{i}" for i in range(8)}
+    with database.engine.connect() as connection:
+        spent -= set(connection.execute(select(evidence_uses.c.jti)).scalars())
+    assert len(spent) == 1
+    issuance.start_task(workload(jti=spent.pop()), declaration())
+
+
+@pytest.mark.parametrize("failure", [Unavailable("the store went away"), RuntimeError("a bug in the batch")])
+def test_a_failure_in_the_batch_commits_nothing_and_fails_every_caller(
+    stack: Stack, database: SqlDatabase, ids: SequentialIdFactory, failure: Exception
+) -> None:
+    """A crash between the inserts and the commit: no task, credential, audit record or evidence use survives.
+
+    A store that is down fails the whole batch at once; any other failure is retried one unit per
+    transaction, and each caller still gets an error (Unavailable), never a silent loss.
+    """
+    issuance, gate = gated(stack, database, ids)
+    issuance.start_task(workload(jti="warm"), declaration())
+    before = (count(database, tasks), count(database, audit_events), count(database, evidence_uses))
+
+    def crash(tx: SqlTransaction) -> None:
+        # Only a batch that inserted tasks crashes; the refusals' own records are written.
+        if tx.connection.execute(select(func.count()).select_from(tasks)).scalar_one() > before[0]:
+            raise failure
+
+    gate.fail_in_batch = crash
+    gate.arm(3)
+    outcomes = together([start(issuance, f"jti-{i}") for i in range(4)])
+    assert all(isinstance(o.error, Unavailable) for o in outcomes)
+    gate.fail_in_batch = None
+    # Nothing of the failed batch exists (the refusals' own records aside).
+    assert (count(database, tasks), count(database, evidence_uses)) == before[::2]
+    assert count(database, audit_events, audit_events.c.type == "credential.issued") == 1
+    # Nothing was spent either: the same evidence now issues.
+    assert all(o.error is None for o in together([start(issuance, f"jti-{i}") for i in range(4)]))
