@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from remit.adapters.audit_keys import Ed25519CheckpointSigner
+from remit.adapters.cedar import CedarPolicyEngine, CedarPolicyValidator
 from remit.adapters.jose import AccessTokenSigner, AccessTokenVerifier, DpopVerifier, parse_compact
 from remit.adapters.keys import KeyRing, SigningAlgorithm, generate_kek_file, parse_kek, read_kek_file
 from remit.adapters.oidc import OidcAttestor, OidcIssuer
@@ -28,6 +29,7 @@ from remit.core.attestation.ports import Attestor
 from remit.core.attestation.service import AttestationService
 from remit.core.audit.models import AuditEvent, SealedRecord
 from remit.core.audit.service import AuditLog
+from remit.core.authorization.policies import PolicyService, PolicySetChanged
 from remit.core.clock import Clock, SystemClock
 from remit.core.credentials.issuance import IssuanceService
 from remit.core.credentials.models import Limits, VerifiedCredential
@@ -91,6 +93,8 @@ class Remit:
     verifier: Verifier
     evidence_uses: SqlEvidenceUses
     audit: AuditLog
+    policies: PolicyService
+    policy_engine: CedarPolicyEngine
     _stop: threading.Event = field(default_factory=threading.Event)
     _sweeper: threading.Thread | None = None
 
@@ -127,9 +131,11 @@ class Remit:
         try:
             self.feed.refresh()
             self.tasks.reconcile()
+            self.policy_engine.refresh()
         except RemitError as error:
             _log.warning("start-up catch-up failed (%s); serving not-ready until the store answers", error.code)
         self.feed.start(interval_seconds=self.settings.credentials.revocation_poll_seconds)
+        self.policy_engine.start(interval_seconds=self.settings.policy.reload_poll_seconds)
         if self._sweeper is None:
             self._stop.clear()
             self._sweeper = threading.Thread(target=self._sweep, name="remit-sweeper", daemon=True)
@@ -158,6 +164,7 @@ class Remit:
             self._sweeper.join(timeout=5)
             self._sweeper = None
         self.feed.stop()
+        self.policy_engine.stop()
         self.database.dispose()
 
 
@@ -334,6 +341,10 @@ def build(settings: Settings, *, clock: Clock | None = None, ids: IdFactory | No
     revocation = RevocationService(
         database.transaction, clock=clock, ids=ids, fingerprint=audit.hmac_of, on_revocations=feed.refresh
     )
+    policies = PolicyService(database.transaction, validator=CedarPolicyValidator(), clock=clock, ids=ids, bus=bus)
+    # Compiled once per policy-set generation; swapped at once here after an activation, polled for others'.
+    policy_engine = CedarPolicyEngine(policies, entity_cache_size=settings.policy.entity_cache_size)
+    bus.subscribe(PolicySetChanged, policy_engine.on_policy_set_changed)
     return Remit(
         settings=settings,
         database=database,
@@ -355,4 +366,6 @@ def build(settings: Settings, *, clock: Clock | None = None, ids: IdFactory | No
         verifier=Verifier(tokens, index, proofs=proofs, index_is_current=feed.is_current),
         evidence_uses=evidence_uses,
         audit=audit,
+        policies=policies,
+        policy_engine=policy_engine,
     )

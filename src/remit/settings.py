@@ -22,6 +22,7 @@ __all__ = [
     "CredentialSettings",
     "KeySettings",
     "OidcIssuerSettings",
+    "PolicySettings",
     "ServerSettings",
     "Settings",
     "SpiffeBundleSettings",
@@ -110,6 +111,13 @@ class CredentialSettings(BaseModel):
     revocation_poll_seconds: float = Field(default=0.5, ge=0.05, le=30)
 
 
+class PolicySettings(BaseModel):
+    """The Cedar policy engine: how often a replica checks for a new policy set, how many entity sets it keeps."""
+
+    reload_poll_seconds: float = Field(default=1.0, ge=0.05, le=60)
+    entity_cache_size: int = Field(default=4096, ge=16, le=1_000_000)
+
+
 class _EnvSource(EnvSettingsSource):
     """REMIT_* variables, except that a plain-URL REMIT_SERVER (the CLI's "which server") is not our section."""
 
@@ -134,6 +142,7 @@ class Settings(BaseSettings):
     keys: KeySettings = KeySettings()
     attestation: AttestationSettings = AttestationSettings()
     credentials: CredentialSettings = CredentialSettings()
+    policy: PolicySettings = PolicySettings()
     audit_hmac_key_file: Path | None = Field(default=None, description="empty means <home>/audit-hmac-key")
 
     @classmethod

@@ -20,6 +20,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemy
 
 from remit.adapters.sql.audit import SqlAuditStore
 from remit.adapters.sql.credentials import SqlCredentialStore
+from remit.adapters.sql.policies import SqlPolicyStore
 from remit.adapters.sql.registry import SqlRegistryStore
 from remit.adapters.sql.tasks import SqlRevocationLog, SqlTaskStore
 from remit.errors import Conflict, InvalidRequest, RemitError, Unavailable
@@ -40,6 +41,7 @@ class SqlTransaction:
     tasks: SqlTaskStore
     revocations: SqlRevocationLog
     credentials: SqlCredentialStore
+    policies: SqlPolicyStore
 
 
 def _sqlite_pragmas(synchronous: str) -> Callable[[Any, object], None]:
@@ -127,6 +129,7 @@ class SqlDatabase:
                     tasks=SqlTaskStore(connection),
                     revocations=SqlRevocationLog(connection),
                     credentials=SqlCredentialStore(connection),
+                    policies=SqlPolicyStore(connection),
                 )
         except RemitError:
             raise
