@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_POLICY_TEXT",
+    "RESERVED_NAMES",
     "ActivePolicySet",
     "PolicyDiagnostic",
     "PolicyDocument",
@@ -45,6 +46,8 @@ MAX_POLICY_TEXT: Final = 65_536
 MAX_DESCRIPTION: Final = 500
 MAX_PAGE: Final = 500
 _TOOLS_PAGE: Final = 500
+# Names that are paths of the policy API (`/v1/policies/schema`), never policy names.
+RESERVED_NAMES: Final = frozenset({"schema", "active"})
 _REF = re.compile(r"^(?P<name>[^@]+)@(?P<version>[1-9][0-9]{0,8})$")
 
 
@@ -140,9 +143,7 @@ def _invalid(message: str, diagnostics: Sequence[PolicyDiagnostic], *, ref: str 
     errors = [
         FieldError(loc=("text", d.policy) if d.policy else ("text",), type="cedar", msg=d.message) for d in diagnostics
     ]
-    details: dict[str, Any] = {"diagnostics": [{"policy": d.policy, "message": d.message} for d in diagnostics]}
-    if ref is not None:
-        details["policy"] = ref
+    details = {} if ref is None else {"policy": ref}
     return InvalidRequest(message, details=details, errors=errors)
 
 
@@ -222,6 +223,9 @@ class PolicyService:
     def add(self, *, name: str, text: str, description: str = "", actor: str) -> PolicyVersion:
         """Store the next version of a policy (version 1 for a new name) after validating it; it is not active yet."""
         name = parse_name(name)
+        if name in RESERVED_NAMES:
+            msg = f"{name!r} is reserved; choose another name"
+            raise InvalidRequest(msg, field="name")
         if not text.strip():
             raise InvalidRequest("a policy needs at least one Cedar policy", field="text")
         if len(text) > MAX_POLICY_TEXT:
