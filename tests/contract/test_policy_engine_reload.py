@@ -164,3 +164,19 @@ def test_a_store_outage_keeps_the_loaded_set(
     assert a.engine.version == 1
     assert a.engine.evaluate(policy_request()).allowed
     assert "policy reload after a change failed" in caplog.text
+
+
+def test_a_process_that_never_refreshed_loads_on_first_use(replicas: tuple[Replica, Replica]) -> None:
+    """Without start() or refresh(), the first decision loads the active set once; later ones read nothing."""
+    a, b = replicas
+    a.policies.add(name="base", text=PERMIT, actor=OPERATOR)
+    a.policies.activate("base", 1, actor=OPERATOR)
+    assert b.engine.compiled is None
+
+    first = b.engine.evaluate(policy_request())
+    loaded = b.engine.compiled
+
+    assert first.allowed
+    assert first.policy_version == 1
+    assert b.engine.evaluate(policy_request()).allowed
+    assert b.engine.compiled is loaded

@@ -7,6 +7,7 @@ from remit.adapters.cedar.engine import (
     CedarPolicyEngine,
     CompiledPolicies,
     EntityCache,
+    build_entities,
     compile_policies,
 )
 from remit.adapters.cedar.schema import RISK_GROUPS, CedarPolicyValidator, action_id, cedar_schema
@@ -20,6 +21,7 @@ __all__ = [
     "CompiledPolicies",
     "EntityCache",
     "action_id",
+    "build_entities",
     "cedar_context",
     "cedar_entities",
     "cedar_request",

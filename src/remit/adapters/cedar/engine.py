@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -40,6 +41,7 @@ __all__ = [
     "CedarPolicyEngine",
     "CompiledPolicies",
     "EntityCache",
+    "build_entities",
     "compile_policies",
 ]
 
@@ -47,6 +49,7 @@ _log = logging.getLogger(__name__)
 
 DEFAULT_ENTITY_CACHE: Final = 4096
 NO_POLICY_SET: Final = "no policy set is active"
+LAZY_RETRY_SECONDS: Final = 1.0
 
 
 class ActivePolicySource(Protocol):
@@ -97,6 +100,7 @@ class EntityCache:
 
 
 def build_entities(request: PolicyRequest) -> cedarpy.Entities:
+    """Parse the entities of one request into a reusable handle (what the cache stores)."""
     return cedarpy.Entities.from_json_str(json.dumps(cedar_entities(request)))
 
 
@@ -175,6 +179,11 @@ def compile_policies(active: ActivePolicySet) -> CompiledPolicies:
     return CompiledPolicies(generation=active.generation, refs=active.refs, policy_ids=policy_ids, handle=handle)
 
 
+NOT_LOADED: Final = CompiledPolicies(
+    generation=0, refs=(), policy_ids=(), handle=None, problem="the policy set could not be loaded yet"
+)
+
+
 class CedarPolicyEngine:
     """The `PolicyEvaluator` over cedarpy: the active set compiled once per generation, swapped atomically."""
 
@@ -185,6 +194,7 @@ class CedarPolicyEngine:
         self.entities = EntityCache(entity_cache_size)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._last_lazy_attempt: float | None = None
         self.healthy = True
 
     # ------------------------------------------------------------ PolicyEvaluator
@@ -211,14 +221,17 @@ class CedarPolicyEngine:
         current = self._current
         if current is not None:
             return current
-        # First use before any refresh (a process that never started its poll): load once.
-        try:
-            self.refresh()
-        except RemitError as error:
-            _log.warning("policy set not loaded (%s); denying until it is", error.code)
-        return self._current or CompiledPolicies(
-            generation=0, refs=(), policy_ids=(), handle=None, problem="the policy set could not be loaded"
-        )
+        # First use before any refresh (a process that never started its poll): load it here, but
+        # try at most once per LAZY_RETRY_SECONDS, so an unreachable store does not put a connection
+        # attempt on every decision.
+        now = time.monotonic()
+        if self._last_lazy_attempt is None or now - self._last_lazy_attempt >= LAZY_RETRY_SECONDS:
+            self._last_lazy_attempt = now
+            try:
+                self.refresh()
+            except RemitError as error:
+                _log.warning("policy set not loaded (%s); denying until it is", error.code)
+        return self._current or NOT_LOADED
 
     def load(self, active: ActivePolicySet) -> CompiledPolicies:
         """Compile `active` and swap it in, unless a newer generation is already loaded."""

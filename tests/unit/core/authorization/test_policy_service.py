@@ -326,3 +326,13 @@ def test_any_change_sequence_keeps_one_active_version_per_name_and_a_rising_gene
         database.dispose()
     finally:
         shutil.rmtree(home)
+
+
+def test_check_validates_without_storing(policies: PolicyService) -> None:
+    """`check` gives Cedar's diagnostics for a text against the current schema and stores nothing."""
+    assert policies.check(PERMIT) == ()
+    found = policies.check(FORBID_MERGE)
+
+    assert found
+    assert found[0].policy == "no-merge"
+    assert policies.list().items == ()
