@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from remit.adapters.audit_keys import Ed25519CheckpointSigner
+from remit.adapters.cedar import CedarPolicyEngine, CedarPolicyValidator
 from remit.adapters.jose import AccessTokenSigner, AccessTokenVerifier, DpopVerifier, parse_compact
 from remit.adapters.keys import KeyRing, SigningAlgorithm, generate_kek_file, parse_kek, read_kek_file
 from remit.adapters.oidc import OidcAttestor, OidcIssuer
@@ -29,8 +30,8 @@ from remit.core.attestation.service import AttestationService
 from remit.core.audit.models import AuditActor, AuditEvent, SealedRecord
 from remit.core.audit.service import AuditLog
 from remit.core.authorization.facts import CachedFacts
-from remit.core.authorization.models import PolicyRequest, PolicyResult
-from remit.core.authorization.ports import NoElevations, PolicyEvaluator
+from remit.core.authorization.policies import PolicyService, PolicySetChanged
+from remit.core.authorization.ports import NoElevations
 from remit.core.authorization.service import DecisionService
 from remit.core.authorization.strikes import AuditObjectiveStrikes
 from remit.core.clock import Clock, SystemClock
@@ -97,7 +98,8 @@ class Remit:
     evidence_uses: SqlEvidenceUses
     audit: AuditLog
     facts: CachedFacts
-    policy_engine: PolicyEvaluator
+    policies: PolicyService
+    policy_engine: CedarPolicyEngine
     decisions: DecisionService
     _stop: threading.Event = field(default_factory=threading.Event)
     _sweeper: threading.Thread | None = None
@@ -135,9 +137,11 @@ class Remit:
         try:
             self.feed.refresh()
             self.tasks.reconcile()
+            self.policy_engine.refresh()
         except RemitError as error:
             _log.warning("start-up catch-up failed (%s); serving not-ready until the store answers", error.code)
         self.feed.start(interval_seconds=self.settings.credentials.revocation_poll_seconds)
+        self.policy_engine.start(interval_seconds=self.settings.policy.reload_poll_seconds)
         if self._sweeper is None:
             self._stop.clear()
             self._sweeper = threading.Thread(target=self._sweep, name="remit-sweeper", daemon=True)
@@ -166,6 +170,7 @@ class Remit:
             self._sweeper.join(timeout=5)
             self._sweeper = None
         self.feed.stop()
+        self.policy_engine.stop()
         self.database.dispose()
 
 
@@ -243,15 +248,6 @@ class _TransactionalAppender:
     def append(self, event: AuditEvent) -> SealedRecord:
         with self.database.transaction() as tx:
             return tx.audit.append(event)
-
-
-class _NoPolicySet:
-    """The policy engine before any policy set is active: the policy guardrail denies every request."""
-
-    version: int | None = None
-
-    def evaluate(self, request: PolicyRequest) -> PolicyResult:  # noqa: ARG002 - nothing to evaluate
-        return PolicyResult(allowed=False, errors=("no policy set is active",))
 
 
 def _limits(settings: Settings) -> Limits:
@@ -353,11 +349,13 @@ def build(settings: Settings, *, clock: Clock | None = None, ids: IdFactory | No
         database.transaction, clock=clock, ids=ids, fingerprint=audit.hmac_of, on_revocations=feed.refresh, index=index
     )
     verifier = Verifier(tokens, index, proofs=proofs, index_is_current=feed.is_current)
-    facts = CachedFacts(
-        database.transaction, clock=clock, ttl=dt.timedelta(seconds=settings.decisions.facts_ttl_seconds)
-    )
+    # Read without the writer lock: a cache miss on the decision path never queues behind writers.
+    facts = CachedFacts(database.reading, clock=clock, ttl=dt.timedelta(seconds=settings.decisions.facts_ttl_seconds))
     facts.subscribe(bus)
-    policy_engine: PolicyEvaluator = _NoPolicySet()
+    policies = PolicyService(database.transaction, validator=CedarPolicyValidator(), clock=clock, ids=ids, bus=bus)
+    # Compiled once per policy-set generation; swapped at once here after an activation, polled for others'.
+    policy_engine = CedarPolicyEngine(policies, entity_cache_size=settings.policy.entity_cache_size)
+    bus.subscribe(PolicySetChanged, policy_engine.on_policy_set_changed)
 
     def end_task(task_id: str, *, reason: str) -> None:
         tasks.revoke(task_id, reason=reason, actor=AuditActor.system())
@@ -397,6 +395,7 @@ def build(settings: Settings, *, clock: Clock | None = None, ids: IdFactory | No
         evidence_uses=evidence_uses,
         audit=audit,
         facts=facts,
+        policies=policies,
         policy_engine=policy_engine,
         decisions=decisions,
     )

@@ -23,6 +23,7 @@ __all__ = [
     "DecisionSettings",
     "KeySettings",
     "OidcIssuerSettings",
+    "PolicySettings",
     "ServerSettings",
     "Settings",
     "SpiffeBundleSettings",
@@ -122,6 +123,13 @@ class DecisionSettings(BaseModel):
     )
 
 
+class PolicySettings(BaseModel):
+    """The Cedar policy engine: how often a replica checks for a new policy set, how many entity sets it keeps."""
+
+    reload_poll_seconds: float = Field(default=1.0, ge=0.05, le=60)
+    entity_cache_size: int = Field(default=4096, ge=16, le=1_000_000)
+
+
 class _EnvSource(EnvSettingsSource):
     """REMIT_* variables, except that a plain-URL REMIT_SERVER (the CLI's "which server") is not our section."""
 
@@ -147,6 +155,7 @@ class Settings(BaseSettings):
     attestation: AttestationSettings = AttestationSettings()
     credentials: CredentialSettings = CredentialSettings()
     decisions: DecisionSettings = DecisionSettings()
+    policy: PolicySettings = PolicySettings()
     audit_hmac_key_file: Path | None = Field(default=None, description="empty means <home>/audit-hmac-key")
 
     @classmethod

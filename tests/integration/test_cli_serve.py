@@ -20,6 +20,7 @@ from remit.cli.main import app
 from remit.sdk import RemitClient
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "acme.yaml"
+POLICIES = Path(__file__).resolve().parents[2] / "examples" / "policies"
 DEADLINE_SECONDS = 60.0
 
 
@@ -116,6 +117,27 @@ def test_serve_seeds_the_example_into_an_empty_registry(home: Path) -> None:
     finally:
         _, stderr = server.stop()
     assert "seeded the example organisation" in stderr
+
+
+@pytest.mark.slow
+def test_serve_init_activates_the_default_policy_pack_once(home: Path) -> None:
+    """The first start adds and activates every policy of the pack; a restart adds nothing more."""
+    pack = sorted(p.stem for p in POLICIES.glob("*.cedar"))
+    _, _, first_err = _serve_once(home, "--policy-dir", str(POLICIES))
+    token = (home / ".remit" / "operator-token").read_text(encoding="utf-8").strip()
+
+    server = _Server(home, _free_port(), "--policy-dir", str(POLICIES))
+    try:
+        server.wait_healthy()
+        with RemitClient(server.url, token=token) as client:
+            active = client.active_policies()
+    finally:
+        _, second_err = server.stop()
+
+    assert "activated the default policy pack" in first_err
+    assert "default policy pack" not in second_err
+    assert sorted(p.name for p in active.policies) == pack
+    assert active.generation == len(pack)
 
 
 @pytest.mark.slow

@@ -57,7 +57,7 @@ def schema_server(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Pat
 
 
 MAX_EXAMPLES = 10
-# The registry and health operations (issue 2). The task, OAuth and discovery endpoints are checked
+# The registry, policy and health operations. The task, OAuth and discovery endpoints are checked
 # by their own suite once their error bodies are documented in the schema.
 COVERED_PREFIXES = (
     "/v1/owners",
@@ -67,6 +67,7 @@ COVERED_PREFIXES = (
     "/v1/tools",
     "/v1/workflows",
     "/v1/grants",
+    "/v1/policies",
     "/healthz",
     "/readyz",
     "/metrics",

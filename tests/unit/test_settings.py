@@ -54,3 +54,15 @@ def test_redacted_hides_secrets() -> None:
     assert "remit_op_secret" not in shown
     assert "A" * 44 not in shown
     assert "hunter2" not in shown
+
+
+def test_policy_engine_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """REMIT_POLICY__* sets how often replicas check for a new policy set and how many entity sets they keep."""
+    monkeypatch.setenv("REMIT_POLICY__RELOAD_POLL_SECONDS", "0.25")
+    monkeypatch.setenv("REMIT_POLICY__ENTITY_CACHE_SIZE", "128")
+
+    settings = Settings()
+
+    assert (settings.policy.reload_poll_seconds, settings.policy.entity_cache_size) == (0.25, 128)
+    with pytest.raises(ValidationError, match="reload_poll_seconds"):
+        Settings(policy={"reload_poll_seconds": 0})

@@ -19,6 +19,7 @@ from remit.cli.commands import (
     grant,
     keys,
     owner,
+    policy,
     server,
     task,
     tool,
@@ -86,5 +87,5 @@ def _root(
     ctx.obj = CliState(server=server_url, token=token, token_file=token_file, printer=Printer(output))
 
 
-for _module in (server, keys, owner, function, agent, tool, workflow, grant, apply, task, credential, audit):
+for _module in (server, keys, owner, function, agent, tool, workflow, grant, policy, apply, task, credential, audit):
     _module.register(app)

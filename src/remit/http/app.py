@@ -11,6 +11,7 @@ from litestar.openapi.spec import Components, SecurityScheme, Tag
 
 from remit import __version__
 from remit.bootstrap import Remit
+from remit.core.authorization.policies import PolicyService
 from remit.core.registry.service import RegistryService
 from remit.http.auth import operator_actor, operator_guard
 from remit.http.boundary import Boundary
@@ -18,6 +19,7 @@ from remit.http.metrics import HttpMetrics
 from remit.http.problems import exception_handlers
 from remit.http.routes import decisions, health, oauth
 from remit.http.routes.audit import AuditController, trace
+from remit.http.routes.policies import PolicyController
 from remit.http.routes.registry import (
     AgentController,
     FunctionController,
@@ -61,6 +63,7 @@ def _openapi() -> OpenAPIConfig:
                 ("tools", "actions with risk classes, resources with sensitivities"),
                 ("workflows", "versioned, approved lists of what a task may do"),
                 ("grants", "standing grants: reads of public or internal resources only"),
+                ("policies", "Cedar policies: versioned, validated against the registry's schema, activated by name"),
                 ("reports", "registry reports"),
                 ("tasks", "tasks and their credentials: declared by attested agents"),
                 ("audit", "the hash-chained audit log: traces, verification, export and checkpoints"),
@@ -83,6 +86,9 @@ def create_app(remit: Remit) -> Litestar:
     def provide_registry() -> RegistryService:
         return remit.registry
 
+    def provide_policies() -> PolicyService:
+        return remit.policies
+
     def provide_metrics() -> HttpMetrics:
         return metrics
 
@@ -96,6 +102,7 @@ def create_app(remit: Remit) -> Litestar:
             ToolController,
             WorkflowController,
             GrantController,
+            PolicyController,
             AuditController,
         ],
         guards=[operator_guard],
@@ -125,6 +132,7 @@ def create_app(remit: Remit) -> Litestar:
         dependencies={
             "remit": Provide(provide_remit, sync_to_thread=False, use_cache=True),
             "registry": Provide(provide_registry, sync_to_thread=False, use_cache=True),
+            "policies": Provide(provide_policies, sync_to_thread=False, use_cache=True),
             "http_metrics": Provide(provide_metrics, sync_to_thread=False, use_cache=True),
         },
         exception_handlers=exception_handlers(),

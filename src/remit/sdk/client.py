@@ -32,6 +32,16 @@ from remit.sdk.evidence import EvidenceSource
 from remit.sdk.task import TaskSession
 from remit.wire.audit import AuditEventsOut, OcsfEventsOut, TraceOut, VerificationOut
 from remit.wire.decisions import DecisionIn, DecisionOut
+from remit.wire.policies import (
+    ActivateIn,
+    ActivationOut,
+    ActivePolicySetOut,
+    PolicyDetailOut,
+    PolicyIn,
+    PolicyOut,
+    PolicySchemaOut,
+    PolicyVersionOut,
+)
 from remit.wire.problem import Problem, error_from_problem
 from remit.wire.registry import (
     AgentChange,
@@ -335,6 +345,43 @@ class RemitClient:
 
     def delete_grant(self, grant_id: str) -> None:
         self._request("DELETE", f"/v1/grants/{_ref(grant_id)}")
+
+    # ------------------------------------------------------------ policies
+
+    def add_policy(self, policy: PolicyIn) -> PolicyVersionOut:
+        """Add the next version of a Cedar policy (validated, not active yet); a 400 carries Cedar's diagnostics."""
+        return self._call(PolicyVersionOut, "POST", "/v1/policies", body=policy)
+
+    def list_policies(self, *, limit: int | None = None, after: str | None = None) -> Page[PolicyOut]:
+        return self._page(PolicyOut, "/v1/policies", limit=limit, after=after)
+
+    def iter_policies(self) -> Iterator[PolicyOut]:
+        return paginate(lambda after: self.list_policies(after=after))
+
+    def get_policy(self, name: str) -> PolicyDetailOut:
+        """A policy and every one of its versions, oldest first."""
+        return self._call(PolicyDetailOut, "GET", f"/v1/policies/{_ref(name)}")
+
+    def get_policy_version(self, name: str, version: int) -> PolicyVersionOut:
+        """One version of a policy, with its text."""
+        return self._call(PolicyVersionOut, "GET", f"/v1/policies/{_ref(name)}/versions/{int(version)}")
+
+    def activate_policy(self, name: str, version: int) -> ActivationOut:
+        """Make `name@version` the policy's active version; returns the active set's new generation."""
+        body = ActivateIn(version=version)
+        return self._call(ActivationOut, "POST", f"/v1/policies/{_ref(name)}/activate", body=body)
+
+    def deactivate_policy(self, name: str) -> ActivationOut:
+        """Take a policy out of the active set; returns the active set's new generation."""
+        return self._call(ActivationOut, "POST", f"/v1/policies/{_ref(name)}/deactivate")
+
+    def active_policies(self) -> ActivePolicySetOut:
+        """The active policy set: its generation and every active version."""
+        return self._call(ActivePolicySetOut, "GET", "/v1/policies/active")
+
+    def policy_schema(self) -> PolicySchemaOut:
+        """The Cedar schema generated from the registry, which policies are validated against."""
+        return self._call(PolicySchemaOut, "GET", "/v1/policies/schema")
 
     # ------------------------------------------------------------ tasks (the agent side)
 

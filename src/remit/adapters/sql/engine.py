@@ -20,6 +20,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemy
 
 from remit.adapters.sql.audit import SqlAuditStore
 from remit.adapters.sql.credentials import SqlCredentialStore, SqlIssuanceStore
+from remit.adapters.sql.policies import SqlPolicyStore
 from remit.adapters.sql.registry import SqlRegistryStore
 from remit.adapters.sql.tasks import SqlRevocationLog, SqlTaskStore
 from remit.errors import Conflict, InvalidRequest, RemitError, Unavailable
@@ -41,6 +42,7 @@ class SqlTransaction:
     revocations: SqlRevocationLog
     credentials: SqlCredentialStore
     issuance: SqlIssuanceStore
+    policies: SqlPolicyStore
 
     @classmethod
     def on(cls, connection: Connection) -> SqlTransaction:
@@ -53,6 +55,7 @@ class SqlTransaction:
             revocations=SqlRevocationLog(connection),
             credentials=SqlCredentialStore(connection),
             issuance=SqlIssuanceStore(connection, audit),
+            policies=SqlPolicyStore(connection),
         )
 
 

@@ -266,3 +266,42 @@ evidence_uses = Table(
     Column("jti", String(256), primary_key=True),
     Column("expires_at", UtcDateTime(), nullable=False, index=True),
 )
+
+# ------------------------------------------------------------------ policies (migration 0004)
+
+# One row per policy name: its newest version and the one active version (at most one, by construction).
+policies = Table(
+    "policies",
+    metadata,
+    Column("name", String(63), primary_key=True),
+    Column("latest_version", Integer, nullable=False),
+    Column("active_version", Integer, nullable=True),
+    Column("activated_by", String(200), nullable=True),
+    Column("activated_at", UtcDateTime(), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# Immutable versions: the Cedar text exactly as added, pinned by its SHA-256.
+policy_versions = Table(
+    "policy_versions",
+    metadata,
+    Column("id", String(ID), nullable=False, unique=True),
+    Column("name", String(63), ForeignKey("policies.name"), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("text", Text, nullable=False),
+    Column("sha256", String(80), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+# One row (id 1): the active set's generation, bumped on every activation and deactivation. Replicas
+# poll it; on PostgreSQL its row lock also serialises concurrent activations.
+policy_state = Table(
+    "policy_state",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("generation", BigInteger, nullable=False),
+    Column("changed_at", UtcDateTime(), nullable=False),
+)

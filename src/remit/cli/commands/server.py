@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 DEFAULT_SEED_FILE = Path("examples/acme.yaml")
+DEFAULT_POLICY_DIR = Path("examples/policies")
 _SEED_WAIT_SECONDS = 30.0
 
 db = typer.Typer(help="The database schema (Alembic migrations).", no_args_is_help=True)
@@ -69,7 +70,7 @@ def _redacted_url(settings: Settings) -> str:
     return str(store.get("url")) if isinstance(store, dict) else "(configured store)"
 
 
-def serve(
+def serve(  # noqa: PLR0913, PLR0917 - one parameter per command-line option
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option("--host", help="Listen address (default REMIT_SERVER__HOST).")] = None,
     port: Annotated[
@@ -92,6 +93,13 @@ def serve(
         ),
     ] = None,
     seed_file: Annotated[Path, typer.Option("--seed-file", help="Organisation file to seed.")] = DEFAULT_SEED_FILE,
+    policy_dir: Annotated[
+        Path,
+        typer.Option(
+            "--policy-dir",
+            help="Default policy pack (*.cedar) added and activated when seeding and no policy exists yet.",
+        ),
+    ] = DEFAULT_POLICY_DIR,
 ) -> None:
     """Run the Remit server (blocking) on the configured or given address."""
     from remit.bootstrap import build, ensure_operator_token, upgrade_database  # noqa: PLC0415 - server-only
@@ -111,7 +119,10 @@ def serve(
         remit = build(settings)
     try:
         with _store_errors(settings):
-            seeding = (init if seed is None else seed) and _registry_is_empty(remit)
+            seed_wanted = init if seed is None else seed
+            seeding = seed_wanted and _registry_is_empty(remit)
+            if seed_wanted and not remit.policies.list(limit=1).items:
+                _seed_policies(remit, policy_dir, printer)
         if seeding:
             _seed_when_up(f"http://{_client_host(host)}:{port}", token, seed_file, printer)
         if created:
@@ -152,6 +163,36 @@ def _registry_is_empty(remit: Remit) -> bool:
         or registry.list_workflows(limit=1).items
         or registry.list_agents(limit=1).items
     )
+
+
+def _seed_policies(remit: Remit, directory: Path, printer: Printer) -> None:
+    """Add and activate every `*.cedar` file of the default pack, each as the policy named after its file.
+
+    Without an active policy every decision is a deny; the pack makes a fresh install decide.
+    A file that does not validate is reported and skipped; the others still load.
+    """
+    files = sorted(directory.glob("*.cedar")) if directory.is_dir() else []
+    if not files:
+        printer.err.print(f"no default policies: {directory} has no *.cedar files")
+        return
+    actor = remit.settings.operator_name
+    activated = []
+    for path in files:
+        try:
+            version = remit.policies.add(
+                name=path.stem,
+                text=path.read_text(encoding="utf-8"),
+                description=f"default pack: {path.name}",
+                actor=actor,
+            )
+            remit.policies.activate(version.name, version.version, actor=actor)
+        except RemitError as error:
+            printer.err.print(f"default policy {path.name} not loaded:")
+            printer.error(error)
+            continue
+        activated.append(version.ref)
+    if activated:
+        printer.err.print(f"activated the default policy pack from {directory}: {', '.join(activated)}")
 
 
 def _seed_when_up(server: str, token: str, seed_file: Path, printer: Printer) -> None:

@@ -240,8 +240,13 @@ class PolicyRequest:
 
 @dataclass(frozen=True, slots=True)
 class PolicyResult:
-    """Cedar's answer: allowed only on an explicit permit and no forbid; the determining policy ids; errors."""
+    """Cedar's answer: allowed only on an explicit permit and no forbid; the determining policy ids; errors.
+
+    `policy_version` is the generation of the policy set that produced this answer (None when none
+    was loaded): read it here rather than from the evaluator, which may swap sets in between.
+    """
 
     allowed: bool
     policy_ids: tuple[str, ...] = ()
     errors: tuple[str, ...] = ()
+    policy_version: int | None = None

@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Protocol
 
+from remit.core.audit.ports import AuditStore
 from remit.core.authorization.models import Elevation, PolicyRequest, PolicyResult
+from remit.core.authorization.policies import PolicyDiagnostic, PolicyDocument, PolicySchema, PolicyVersion
+from remit.core.registry.models import Page, Tool
+from remit.core.registry.ports import RegistryStore
 
-__all__ = ["Elevations", "NoElevations", "ObjectiveStrikes", "PolicyEvaluator", "TaskEnder"]
+__all__ = [
+    "Elevations",
+    "NoElevations",
+    "ObjectiveStrikes",
+    "PolicyEvaluator",
+    "PolicyStore",
+    "PolicyTransaction",
+    "PolicyUnitOfWork",
+    "PolicyValidator",
+    "TaskEnder",
+]
 
 
 class PolicyEvaluator(Protocol):
@@ -56,3 +74,56 @@ class TaskEnder(Protocol):
     """Ends a running task (and its descendants) with a reason; a task already ended is left alone."""
 
     def __call__(self, task_id: str, *, reason: str) -> None: ...
+
+
+# ---------------------------------------------------------------- policy storage and validation
+
+
+class PolicyStore(Protocol):
+    """Persistence of policy documents, their versions, which version is active, and the set's generation.
+
+    `add_version` creates the document on its first version and raises `Conflict` on a duplicate
+    (name, version). `bump_generation` increments the one generation counter and returns the new
+    value; on PostgreSQL its row lock also serialises concurrent activations.
+    """
+
+    def add_version(self, version: PolicyVersion) -> None: ...
+    def get_version(self, name: str, version: int) -> PolicyVersion | None: ...
+    def versions(self, name: str) -> Sequence[PolicyVersion]: ...
+    def get_document(self, name: str) -> PolicyDocument | None: ...
+    def list_documents(self, *, limit: int, after: str | None) -> Page[PolicyDocument]: ...
+    def set_active(self, name: str, version: int | None, *, by: str, at: dt.datetime) -> None: ...
+    def active_versions(self) -> Sequence[PolicyVersion]: ...
+    def generation(self) -> int: ...
+    def bump_generation(self, at: dt.datetime) -> int: ...
+
+
+class PolicyTransaction(Protocol):
+    """What one policy use case reads and writes atomically: policies, the registry's tools, the audit log."""
+
+    @property
+    def policies(self) -> PolicyStore: ...
+
+    @property
+    def registry(self) -> RegistryStore: ...
+
+    @property
+    def audit(self) -> AuditStore: ...
+
+
+class PolicyUnitOfWork(Protocol):
+    """Opens a policy transaction: committed on normal exit, rolled back on an exception."""
+
+    def __call__(self) -> AbstractContextManager[PolicyTransaction]: ...
+
+
+class PolicyValidator(Protocol):
+    """The policy language's checks: parse and validate text against the schema generated from the tools."""
+
+    def check(self, text: str, *, tools: Sequence[Tool]) -> tuple[PolicyDiagnostic, ...]:
+        """Every problem found (syntax, unknown action or attribute, type error); empty when the text is valid."""
+        ...
+
+    def schema(self, *, tools: Sequence[Tool]) -> PolicySchema:
+        """The schema generated from `tools`, for policy authors."""
+        ...

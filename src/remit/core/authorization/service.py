@@ -282,6 +282,8 @@ class DecisionService:
         needs_elevation: bool,
     ) -> _Outcome:
         result = self._policies.evaluate(policy_request)
+        # The set may have been swapped since `version` was read: report the one that answered.
+        version = result.policy_version if result.policy_version is not None else version
         if result.errors:
             errors = tuple(Reason(ReasonKind.ERROR, "policy_error", e) for e in result.errors)
             return _Outcome(Effect.DENY, errors, inputs, policy_version=version)
