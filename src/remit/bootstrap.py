@@ -350,7 +350,7 @@ def build(settings: Settings, *, clock: Clock | None = None, ids: IdFactory | No
     )
     verifier = Verifier(tokens, index, proofs=proofs, index_is_current=feed.is_current)
     # Read without the writer lock: a cache miss on the decision path never queues behind writers.
-    facts = CachedFacts(database.reading, clock=clock, ttl=dt.timedelta(seconds=settings.decisions.facts_ttl_seconds))
+    facts = CachedFacts(database.reading, ttl=dt.timedelta(seconds=settings.decisions.facts_ttl_seconds))
     facts.subscribe(bus)
     policies = PolicyService(database.transaction, validator=CedarPolicyValidator(), clock=clock, ids=ids, bus=bus)
     # Compiled once per policy-set generation; swapped at once here after an activation, polled for others'.

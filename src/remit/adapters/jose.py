@@ -43,7 +43,7 @@ import threading
 
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, Generic, TypeVar
@@ -407,14 +407,29 @@ class AccessTokenSigner:
 
 
 @dataclass(frozen=True, slots=True)
+class _Accepted:
+    """A token's claims already checked for one audience: only its times are checked again on each use."""
+
+    token: VerifiedToken
+    exp: float
+    nbf: float | None
+    iat: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class _Verified:
-    """Cached result of steps 1-4 for one token: its header facts and claims."""
+    """Cached result of steps 1-4 for one token: its header facts and claims, and the audiences it passed."""
 
     kid: str
     alg: str
     typ: object
     claims: Mapping[str, Any]
     exp: float
+    accepted: dict[str, _Accepted] = field(default_factory=dict)
+
+
+# A credential has one audience; a few entries bound what a token presented for many audiences can hold.
+_MAX_AUDIENCES_KEPT: Final = 4
 
 
 class AccessTokenVerifier:
@@ -496,7 +511,30 @@ class AccessTokenVerifier:
                     self._cache[digest] = verified
                     while len(self._cache) > self._cache_size:
                         self._cache.popitem(last=False)
-        return self._check_claims(verified, audience=audience, now=now)
+        accepted = verified.accepted.get(audience)
+        if accepted is not None:
+            return self._recheck_times(accepted, now)
+        checked = self._check_claims(verified, audience=audience, now=now)
+        if len(verified.accepted) < _MAX_AUDIENCES_KEPT:
+            claims = verified.claims
+            verified.accepted[audience] = _Accepted(
+                checked,
+                exp=verified.exp,
+                nbf=_numeric_date(claims, "nbf"),
+                iat=_numeric_date(claims, "iat"),
+            )
+        return checked
+
+    def _recheck_times(self, accepted: _Accepted, now: dt.datetime) -> VerifiedToken:
+        """typ, iss, aud and the claim shapes cannot change for the same signed bytes: only time can."""
+        current, skew = now.timestamp(), self._leeway.total_seconds()
+        if current >= accepted.exp:
+            raise CredentialExpired(details={"reason": "expired"})
+        if accepted.nbf is not None and accepted.nbf > current + skew:
+            raise _invalid("not_yet_valid")
+        if accepted.iat is not None and accepted.iat > current + skew:
+            raise _invalid("iat_in_future")
+        return accepted.token
 
     def _check_claims(self, verified: _Verified, *, audience: str, now: dt.datetime) -> VerifiedToken:
         claims = verified.claims

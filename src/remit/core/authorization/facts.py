@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 
 from collections.abc import Callable, Sequence
 from typing import Final, TypeVar
 
-from remit.core.clock import Clock
 from remit.core.events import DomainEvent, InProcessEventBus
 from remit.core.registry.models import Agent, BusinessFunction, Grant, Owner, Tool, WorkflowVersion
 from remit.core.tasks.models import Task
@@ -32,12 +32,19 @@ _MISSING: Final = object()
 class CachedFacts:
     """Reads agents, owners, functions, tools, workflows, grants and tasks through a short-lived cache."""
 
-    def __init__(self, uow: TaskUnitOfWork, *, clock: Clock, ttl: dt.timedelta = dt.timedelta(seconds=2)) -> None:
+    def __init__(
+        self,
+        uow: TaskUnitOfWork,
+        *,
+        ttl: dt.timedelta = dt.timedelta(seconds=2),
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._uow = uow
-        self._clock = clock
-        self._ttl = ttl
+        # Freshness is measured on the monotonic clock: it is about the cache, not about domain time.
+        self._monotonic = monotonic
+        self._ttl = ttl.total_seconds()
         self._lock = threading.Lock()
-        self._entries: dict[tuple[str, str], tuple[dt.datetime, object]] = {}
+        self._entries: dict[tuple[str, str], tuple[float, object]] = {}
 
     def subscribe(self, bus: InProcessEventBus) -> None:
         """Drop everything on any domain event of this process: they are rare, and then nothing is stale."""
@@ -52,7 +59,7 @@ class CachedFacts:
             self._entries.pop(("task", task_id), None)
 
     def _get(self, kind: str, key: str, load: Callable[[TaskTransaction], T]) -> T:
-        now = self._clock.now()
+        now = self._monotonic()
         entry = self._entries.get((kind, key))
         if entry is not None and now < entry[0]:
             return entry[1]  # type: ignore[return-value]  # stored by this method with the same loader type

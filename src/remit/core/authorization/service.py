@@ -41,6 +41,7 @@ __all__ = ["DEFAULT_STRIKE_THRESHOLD", "DecisionAudit", "DecisionService", "Pend
 _log = logging.getLogger("remit.decisions")
 
 DEFAULT_STRIKE_THRESHOLD: Final = 3
+_MAX_FINGERPRINTS: Final = 50_000
 # The reason id when no permit policy matched (Cedar's default deny).
 DEFAULT_DENY: Final = "default_deny"
 
@@ -108,6 +109,7 @@ class DecisionService:
         self._ids = ids
         self._gateway_audiences = frozenset(gateway_audiences)
         self._strike_threshold = strike_threshold
+        self._fingerprints: dict[str, str] = {}
 
     @property
     def policy_version(self) -> int | None:
@@ -153,14 +155,22 @@ class DecisionService:
     # ------------------------------------------------------------------ evaluation
 
     def _safely_evaluate(self, request: AccessRequest) -> _Outcome:
-        inputs = ResolvedInputs(tool=request.tool, action=request.action, resource=request.resource)
         try:
-            return self._evaluate(request, inputs)
+            return self._evaluate(request)
         except RemitError as error:
-            return _deny(Reason(ReasonKind.ERROR, error.code.value, error.message), inputs)
+            return _deny(Reason(ReasonKind.ERROR, error.code.value, error.message), _asked(request))
         except Exception:  # noqa: BLE001 - a bug on this path must deny, never allow
             _log.exception("decision failed")
-            return _deny(Reason(ReasonKind.ERROR, ErrorCode.INTERNAL.value, "internal error"), inputs)
+            return _deny(Reason(ReasonKind.ERROR, ErrorCode.INTERNAL.value, "internal error"), _asked(request))
+
+    def _fingerprint(self, jti: str) -> str:
+        """The jti's audit HMAC, kept per credential: a credential is used for many decisions."""
+        known = self._fingerprints.get(jti)
+        if known is None:
+            if len(self._fingerprints) >= _MAX_FINGERPRINTS:
+                self._fingerprints.clear()
+            known = self._fingerprints[jti] = self._audit.hmac_of(jti)
+        return known
 
     def _verify(self, request: AccessRequest) -> VerifiedCredential | Reason:
         try:
@@ -182,51 +192,52 @@ class DecisionService:
             )
         return credential
 
-    def _evaluate(self, request: AccessRequest, inputs: ResolvedInputs) -> _Outcome:  # noqa: C901, PLR0911 - one exit per guardrail, in order
+    def _evaluate(self, request: AccessRequest) -> _Outcome:  # noqa: C901, PLR0911 - one exit per guardrail, in order
         now = self._clock.now()
         verified = self._verify(request)
         if isinstance(verified, Reason):
-            return _deny(verified, inputs)
+            return _deny(verified, _asked(request))
         credential = verified
-        inputs = replace(
-            inputs,
-            task_id=credential.task_id,
-            agent_id=credential.agent_id,
-            environment=credential.environment,
-            delegation_chain=_delegation_chain(credential),
-            credential_fingerprint=self._audit.hmac_of(credential.jti),
-        )
+        # What is established so far, for the record of a refusal; built into ResolvedInputs once per exit.
+        known: dict[str, Any] = {
+            "tool": request.tool,
+            "action": request.action,
+            "resource": request.resource,
+            "task_id": credential.task_id,
+            "agent_id": credential.agent_id,
+            "environment": credential.environment,
+            "delegation_chain": _delegation_chain(credential),
+            "credential_fingerprint": self._fingerprint(credential.jti),
+        }
         task = self._facts.task(credential.task_id, epoch=credential.epoch)
         if (reason := g.task_running(task, credential, now)) is not None:
-            return _deny(reason, inputs)
+            return _deny(reason, ResolvedInputs(**known))
         assert task is not None  # noqa: S101 - task_running refused a missing task
-        inputs = replace(
-            inputs,
-            owner_id=task.owner_id,
-            function_id=task.function_id,
-            workflow=task.workflow_ref,
-            objective=task.objective,
+        known.update(
+            owner_id=task.owner_id, function_id=task.function_id, workflow=task.workflow_ref, objective=task.objective
         )
         agent = self._facts.agent(task.agent_id)
         owner = self._facts.owner(task.owner_id)
         function = self._facts.function(task.function_id)
         if (reason := g.agent_traceable(agent, owner, function, now.date())) is not None:
-            return _deny(reason, inputs)
+            return _deny(reason, ResolvedInputs(**known))
         assert agent is not None  # noqa: S101 - agent_traceable refused a missing agent
         assert owner is not None  # noqa: S101 - agent_traceable refused a missing owner
         tool = self._facts.tool(request.tool)
         if (reason := g.known_action(tool, request.tool, request.action)) is not None:
-            return _deny(reason, inputs)
+            return _deny(reason, ResolvedInputs(**known))
         assert tool is not None  # noqa: S101 - known_action refused a missing tool
         action = tool.action(request.action)
         assert action is not None  # noqa: S101 - known_action refused a missing action
+        known["risk_class"] = action.risk_class
         registered = tool.sensitivity_of(request.resource)
         if (reason := g.known_resource(registered, request.resource)) is not None:
-            return _deny(reason, replace(inputs, risk_class=action.risk_class))
+            return _deny(reason, ResolvedInputs(**known))
         assert registered is not None  # noqa: S101 - known_resource refused an unregistered resource
         # The enforcement point may only make it stricter.
         sensitivity = max(registered, request.sensitivity) if request.sensitivity is not None else registered
-        inputs = replace(inputs, risk_class=action.risk_class, sensitivity=sensitivity)
+        known["sensitivity"] = sensitivity
+        inputs = ResolvedInputs(**known)
         if (reason := g.audience_matches(credential, request.tool, self._gateway_audiences)) is not None:
             return _deny(reason, inputs)
         environments = _resource_environments(tool, request.resource)
@@ -388,6 +399,10 @@ class DecisionService:
                 correlation_id=inputs.task_id,
             )
         )
+
+
+def _asked(request: AccessRequest) -> ResolvedInputs:
+    return ResolvedInputs(tool=request.tool, action=request.action, resource=request.resource)
 
 
 def _delegation_chain(credential: VerifiedCredential) -> tuple[str, ...]:

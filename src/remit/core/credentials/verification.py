@@ -23,6 +23,9 @@ from remit.errors import CredentialInvalid, CredentialRevoked, InvalidRequest, U
 
 __all__ = ["DpopCheck", "Verifier"]
 
+# Parsed credentials kept (by jti) so a cached token is not re-parsed on every use; cleared when full.
+_MAX_PARSED = 50_000
+
 
 class DpopCheck(Protocol):
     """The request a DPoP proof must match (RFC 9449 §4.3)."""
@@ -60,6 +63,7 @@ class Verifier:
         self._proofs = proofs
         # When the index may be missing revocations (the store is unreachable), nothing verifies.
         self._index_is_current = index_is_current
+        self._parsed_by_jti: dict[str, tuple[Mapping[str, Any], VerifiedCredential]] = {}
 
     def verify(
         self, token: str, *, audience: str, dpop: DpopCheck | None = None, check_binding: bool = True
@@ -69,7 +73,7 @@ class Verifier:
             msg = "revocations are not current; refusing to verify until they are"
             raise Unavailable(msg)
         claims = self._tokens.verify(token, audience=audience).claims
-        credential = self._parse(claims)
+        credential = self._parsed(claims)
         reason = self._index.revoked_reason(
             jti=credential.jti, task_id=credential.task_id, lineage=credential.lineage, epoch=credential.epoch
         )
@@ -77,6 +81,18 @@ class Verifier:
             raise CredentialRevoked(details={"reason": reason, "jti": credential.jti, "task_id": credential.task_id})
         if credential.cnf_jkt is not None and check_binding:
             self._check_binding(credential, token, dpop)
+        return credential
+
+    def _parsed(self, claims: Mapping[str, Any]) -> VerifiedCredential:
+        """Parse once per verified claims object: the token verifier hands back the same one while it is cached."""
+        jti = claims.get("jti")
+        kept = self._parsed_by_jti.get(jti) if isinstance(jti, str) else None
+        if kept is not None and kept[0] is claims:
+            return kept[1]
+        credential = self._parse(claims)
+        if len(self._parsed_by_jti) >= _MAX_PARSED:
+            self._parsed_by_jti.clear()
+        self._parsed_by_jti[credential.jti] = (claims, credential)
         return credential
 
     def _check_binding(self, credential: VerifiedCredential, token: str, dpop: DpopCheck | None) -> None:

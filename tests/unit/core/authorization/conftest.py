@@ -131,7 +131,7 @@ def decisions(
     audit = AuditLog(
         appender=_Appender(database), ledger=SqlAuditLedger(database.engine), clock=clock, hmac_key=AUDIT_KEY
     )
-    facts = CachedFacts(database.transaction, clock=clock, ttl=dt.timedelta(seconds=2))
+    facts = CachedFacts(database.transaction, ttl=dt.timedelta(seconds=2))
     facts.subscribe(bus)
     policies = FixedPolicies()
     elevations = SingleUseElevations()
