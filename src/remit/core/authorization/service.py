@@ -36,7 +36,7 @@ from remit.core.registry.models import Tool
 from remit.core.registry.patterns import matches
 from remit.errors import AuditUnavailable, ErrorCode, RemitError, Unauthenticated, Unavailable
 
-__all__ = ["DEFAULT_STRIKE_THRESHOLD", "DecisionAudit", "DecisionService", "PendingDecision"]
+__all__ = ["DEFAULT_STRIKE_THRESHOLD", "DecisionAudit", "DecisionService", "PendingDecision", "policy_outcome"]
 
 _log = logging.getLogger("remit.decisions")
 
@@ -279,7 +279,12 @@ class DecisionService:
             context=request.context,
         )
         return self._apply_policies(
-            policy_request, inputs, version, granted, elevation, needs_elevation=g.needs_elevation(action.risk_class)
+            policy_request,
+            inputs,
+            version,
+            granted,
+            elevation,
+            needs_elevation=g.needs_elevation(action.risk_class) and elevation is None,
         )
 
     def _apply_policies(
@@ -292,29 +297,12 @@ class DecisionService:
         *,
         needs_elevation: bool,
     ) -> _Outcome:
-        result = self._policies.evaluate(policy_request)
+        effect, reasons, answered = policy_outcome(self._policies, policy_request, needs_elevation=needs_elevation)
         # The set may have been swapped since `version` was read: report the one that answered.
-        version = result.policy_version if result.policy_version is not None else version
-        if result.errors:
-            errors = tuple(Reason(ReasonKind.ERROR, "policy_error", e) for e in result.errors)
-            return _Outcome(Effect.DENY, errors, inputs, policy_version=version)
-        policy_reasons = tuple(Reason(ReasonKind.POLICY, pid) for pid in result.policy_ids)
-        if result.allowed:
-            if needs_elevation and elevation is None:
-                step_up = Reason(
-                    ReasonKind.GUARDRAIL, g.ELEVATION_REQUIRED, "this risk class needs an approved elevation"
-                )
-                return _Outcome(Effect.STEP_UP, (step_up, *policy_reasons), inputs, policy_version=version)
-            return _Outcome(Effect.ALLOW, granted + policy_reasons, inputs, policy_version=version, elevation=elevation)
-        if not policy_request.elevated:
-            # Would an approval change the answer? Then a policy asks for a step-up, not a refusal.
-            what_if = self._policies.evaluate(replace(policy_request, elevated=True))
-            if what_if.allowed and not what_if.errors:
-                step_up = Reason(ReasonKind.POLICY, g.ELEVATION_REQUIRED, "a policy requires an approved elevation")
-                reasons = (step_up, *policy_reasons)
-                return _Outcome(Effect.STEP_UP, reasons, inputs, policy_version=version)
-        denied = policy_reasons or (Reason(ReasonKind.POLICY, DEFAULT_DENY, "no policy permits this request"),)
-        return _Outcome(Effect.DENY, denied, inputs, policy_version=version)
+        version = answered if answered is not None else version
+        if effect is Effect.ALLOW:
+            return _Outcome(effect, granted + reasons, inputs, policy_version=version, elevation=elevation)
+        return _Outcome(effect, reasons, inputs, policy_version=version)
 
     def _use_elevation(self, outcome: _Outcome) -> _Outcome:
         assert outcome.elevation is not None  # noqa: S101 - only called with one
@@ -399,6 +387,39 @@ class DecisionService:
                 correlation_id=inputs.task_id,
             )
         )
+
+
+def policy_outcome(
+    policies: PolicyEvaluator, request: PolicyRequest, *, needs_elevation: bool
+) -> tuple[Effect, tuple[Reason, ...], int | None]:
+    """What the policies make of a request every guardrail let through: effect, reasons, the set's version.
+
+    `needs_elevation` is true for a risk class that needs an elevation and has none: an allow then
+    becomes `step_up`. A policy refusal that an elevation would lift is `step_up` too; anything
+    else policies refuse is `deny`, so nobody is asked to approve what policy forbids. Shared by
+    the decision path and `remit policy test`, so the two cannot drift apart.
+    """
+    result = policies.evaluate(request)
+    if result.errors:
+        return (
+            Effect.DENY,
+            tuple(Reason(ReasonKind.ERROR, "policy_error", e) for e in result.errors),
+            result.policy_version,
+        )
+    policy_reasons = tuple(Reason(ReasonKind.POLICY, pid) for pid in result.policy_ids)
+    if result.allowed:
+        if needs_elevation:
+            step_up = Reason(ReasonKind.GUARDRAIL, g.ELEVATION_REQUIRED, "this risk class needs an approved elevation")
+            return Effect.STEP_UP, (step_up, *policy_reasons), result.policy_version
+        return Effect.ALLOW, policy_reasons, result.policy_version
+    if not request.elevated:
+        # Would an approval change the answer? Then a policy asks for a step-up, not a refusal.
+        what_if = policies.evaluate(replace(request, elevated=True))
+        if what_if.allowed and not what_if.errors:
+            step_up = Reason(ReasonKind.POLICY, g.ELEVATION_REQUIRED, "a policy requires an approved elevation")
+            return Effect.STEP_UP, (step_up, *policy_reasons), result.policy_version
+    denied = policy_reasons or (Reason(ReasonKind.POLICY, DEFAULT_DENY, "no policy permits this request"),)
+    return Effect.DENY, denied, result.policy_version
 
 
 def _asked(request: AccessRequest) -> ResolvedInputs:
