@@ -1,4 +1,4 @@
-"""`remit policy`: add Cedar policy versions, list and show them, activate and deactivate, print the schema.
+"""`remit policy`: add, list, show, activate and deactivate Cedar policies; the schema; test cases; explain.
 
 `policies` is the typer sub-app; other modules may add commands to it (`@policies.command(...)`).
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Final
 
 import typer
 
@@ -17,8 +17,11 @@ from rich.markup import escape
 from remit.cli.commands._shared import AfterOption, LimitOption, list_items
 from remit.cli.context import state
 from remit.cli.output import Column
+from remit.cli.policy_cases import load_cases, run_cases
+from remit.core.authorization.models import REQUEST_CONTEXT_TYPES
 from remit.core.authorization.policies import parse_policy_ref
 from remit.errors import InvalidRequest
+from remit.wire.decisions import DecisionIn
 from remit.wire.policies import ActivationOut, PolicyIn, PolicyVersionOut, PolicyVersionSummary
 
 __all__ = ["policies", "read_policy_file", "register"]
@@ -42,6 +45,21 @@ VERSION_COLUMNS: list[Column] = [
     ("created by", lambda v: v.created_by),
     ("created at", lambda v: v.created_at),
     ("description", lambda v: v.description),
+]
+# Cases that fail: the policies contradict what the file expects (6 = state conflict, as `audit verify`).
+EXIT_CASES_FAILED: Final = 6
+CASE_COLUMNS: list[Column] = [
+    ("case", lambda r: r.name),
+    ("result", lambda r: "pass" if r.passed else "FAIL"),
+    ("expected", lambda r: r.expected),
+    ("decided", lambda r: r.effect),
+    ("reasons", lambda r: ", ".join(r.reasons)),
+    ("missing reasons", lambda r: ", ".join(r.missing_reasons)),
+]
+REASON_COLUMNS: list[Column] = [
+    ("kind", lambda r: r.kind),
+    ("id", lambda r: r.id),
+    ("detail", lambda r: r.detail or ""),
 ]
 # A policy file is for people to read: anything larger than the server accepts is refused here.
 MAX_FILE_BYTES = 256 * 1024
@@ -174,3 +192,78 @@ def schema(ctx: typer.Context) -> None:
         cli.printer.json(found)
         return
     cli.printer.out.print(escape(found.cedar), markup=True)
+
+
+@policies.command("test")
+def test(
+    ctx: typer.Context,
+    cases: Annotated[Path, typer.Argument(help="YAML file of policies, tools and cases (see docs/policies.md).")],
+) -> None:
+    """Decide each case against the file's policies, offline; exits 6 when any case fails (for CI)."""
+    cli = state(ctx)
+    results = run_cases(load_cases(cases))
+    failed = [r for r in results if not r.passed]
+    if cli.printer.is_json:
+        cli.printer.json(
+            {"passed": len(results) - len(failed), "failed": len(failed), "cases": [r.model_dump() for r in results]}
+        )
+    else:
+        cli.printer.rows(results, CASE_COLUMNS)
+        cli.printer.note(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    if failed:
+        raise typer.Exit(code=EXIT_CASES_FAILED)
+
+
+@policies.command("explain")
+def explain(  # noqa: PLR0913, PLR0917 - one option per input of a decision
+    ctx: typer.Context,
+    credential: Annotated[str, typer.Option("--credential", envvar="REMIT_CREDENTIAL", help="The task credential.")],
+    tool: Annotated[str, typer.Option("--tool")],
+    action: Annotated[str, typer.Option("--action")],
+    resource: Annotated[str, typer.Option("--resource")],
+    environment: Annotated[str | None, typer.Option("--environment")] = None,
+    fact: Annotated[list[str] | None, typer.Option("--fact", help="A request fact NAME=VALUE (repeatable).")] = None,
+) -> None:
+    """Ask the server why a call would be decided as it is: the deciding guardrail or policies, and the inputs.
+
+    Recorded as a dry run: it uses no elevation and counts no out-of-objective strike.
+    """
+    cli = state(ctx)
+    request = DecisionIn(
+        credential=credential,
+        tool=tool,
+        action=action,
+        resource=resource,
+        environment=environment,
+        context=_facts(fact or []),
+    )
+    with cli.client() as client:
+        decision = client.decide(request, explain=True)
+    if cli.printer.is_json:
+        cli.printer.json(decision)
+        return
+    cli.printer.record(
+        decision.model_copy(update={"reasons": [], "inputs": None}), title=f"decision: {decision.effect}"
+    )
+    cli.printer.rows(decision.reasons, REASON_COLUMNS)
+    if decision.inputs:
+        cli.printer.out.print()
+        for name, value in decision.inputs.items():
+            cli.printer.out.print(f"{name:22} {escape(str(value))}")
+
+
+def _facts(raw: list[str]) -> dict[str, str | int | bool]:
+    facts: dict[str, str | int | bool] = {}
+    for item in raw:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise InvalidRequest("a fact is NAME=VALUE", field="--fact")
+        kind = REQUEST_CONTEXT_TYPES.get(name)
+        if kind is int:
+            try:
+                facts[name] = int(value)
+            except ValueError:
+                raise InvalidRequest(f"fact {name} is an integer", field="--fact") from None
+        else:
+            facts[name] = value
+    return facts
