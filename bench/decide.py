@@ -247,7 +247,7 @@ def cedar_floor(remit: Remit, request: AccessRequest) -> Callable[[], object]:
 
 def wrk(url: str, body: str, connections: int, seconds: float, script: Path) -> dict[str, Any]:
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
+        ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "-s", str(script), url],
         env={**os.environ, "WRK_BODY": body},
         capture_output=True,
         text=True,
