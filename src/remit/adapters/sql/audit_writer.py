@@ -121,6 +121,7 @@ class AuditWriter:
         self._last_checkpoint: tuple[int, dt.datetime] | None = None
         self._started_at = clock.now()
         self._tick_seconds = max(0.05, min(1.0, checkpoint_interval.total_seconds() / 4))
+        self._committed = (0, 0)  # (batches, records) committed since construction
 
     # ------------------------------------------------------------ lifecycle
 
@@ -154,6 +155,11 @@ class AuditWriter:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+    @property
+    def committed(self) -> tuple[int, int]:
+        """(batches, records) committed so far: records / batches is the mean group size."""
+        return self._committed
 
     @property
     def is_running(self) -> bool:
@@ -283,6 +289,8 @@ class AuditWriter:
         except Exception:  # noqa: BLE001 - any store failure must reach the callers, never kill the writer
             _log.exception("audit batch of %d records failed", len(prepared))
             return [_FAILED] * len(prepared)
+        batches, total = self._committed
+        self._committed = (batches + 1, total + len(records))
         self._checkpoint_if_due(records[-1].sequence)
         return records
 
