@@ -186,9 +186,53 @@ def prepare(event: AuditEvent) -> PreparedRecord:
     are strings, and a JSON string cannot contain `"sequence":` (its quotes would be escaped), so the
     last occurrence is the top-level member, whatever `data` holds.
     """
+    fast = _prepare_plain(event)
+    if fast is not None:
+        return fast
     canonical = canonical_json(record_document(0, event))
     cut = canonical.rindex(_PLACEHOLDER) + len(_SEQUENCE_KEY)
     return PreparedRecord(event=event, before=canonical[:cut], after=canonical[cut + 1 :])
+
+
+_escape: Final = json.encoder.encode_basestring  # JCS string form: `"`, `\\` and U+0000..U+001F escaped, the rest raw
+
+
+def _prepare_plain(event: AuditEvent) -> PreparedRecord | None:
+    """`prepare` for the common case, writing the document's members in JCS order directly; None otherwise.
+
+    The top-level keys are fixed ASCII names, so their order is known; strings are escaped exactly
+    as JCS does (json's escaping is the same for every character); `data` takes the same fast path
+    as `canonical_json` (plain, ASCII). Anything else (non-`str` fields, floats, non-ASCII data) is
+    left to the general path. A property test checks the result equals the rfc8785 reference.
+    """
+    data = event.data
+    if not _is_plain(data):
+        return None
+    encoded = _ENCODER.encode(data)
+    if not encoded.isascii():
+        return None
+    try:
+        parts = ['{"actor":{"id":', _escape(event.actor.id), ',"kind":', _escape(event.actor.kind.value), "}"]
+        if event.agent_id is not None:
+            parts += [',"agent_id":', _escape(event.agent_id)]
+        if event.correlation_id is not None:
+            parts += [',"correlation_id":', _escape(event.correlation_id)]
+        parts += [',"data":', encoded]
+        if event.function_id is not None:
+            parts += [',"function_id":', _escape(event.function_id)]
+        parts += [',"id":', _escape(event.id), ',"occurred_at":"', rfc3339(event.occurred_at), '"']
+        if event.owner_id is not None:
+            parts += [',"owner_id":', _escape(event.owner_id)]
+        parts += [f',"schema":{AuditEvent.SCHEMA},"sequence":']
+        before = "".join(parts).encode("utf-8")
+        parts = [',"subject_id":', _escape(event.subject_id), ',"subject_kind":', _escape(event.subject_kind)]
+        if event.task_id is not None:
+            parts += [',"task_id":', _escape(event.task_id)]
+        parts += [',"type":', _escape(event.type), "}"]
+        after = "".join(parts).encode("utf-8")
+    except (TypeError, AttributeError, UnicodeEncodeError):
+        return None  # a member that is not text, or a lone surrogate: the general path decides
+    return PreparedRecord(event=event, before=before, after=after)
 
 
 def seal_batch(
