@@ -204,6 +204,8 @@ def test_writer_refuses_when_stopped_and_when_the_store_fails(
             writer.append(event(2))
     finally:
         execute(database, "ALTER TABLE audit_events_gone RENAME TO audit_events")
+    # Once the store is back, the same writer (on a fresh connection) writes again; nothing was acknowledged.
+    assert writer.append(event(3)).sequence == 1
 
 
 def test_duplicate_event_id_fails_only_that_caller(writer: AuditWriter, log: AuditLog) -> None:

@@ -157,6 +157,11 @@ class AuditWriter:
         self.stop()
 
     @property
+    def pending(self) -> int:
+        """Records queued or being written, never more than `max_pending`."""
+        return self._pending
+
+    @property
     def committed(self) -> tuple[int, int]:
         """(batches, records) committed so far: records / batches is the mean group size."""
         return self._committed
