@@ -178,6 +178,11 @@ class AuditWriter:
         prepared = prepare(event)  # a malformed event fails its own caller, never a whole batch
         waiter = threading.Lock()
         waiter.acquire()
+        batch, index = self._enqueue(prepared, waiter)
+        return self._await(batch, index, waiter)
+
+    def _enqueue(self, prepared: PreparedRecord, waiter: threading.Lock) -> tuple[_Batch, int]:
+        """Queue one record, waiting while `max_pending` are pending: its batch and its place in it."""
         with self._mutex:
             while True:
                 if not self.is_running:
@@ -186,23 +191,30 @@ class AuditWriter:
                     break
                 self._room.wait(_LIVENESS_POLL_SECONDS)  # full: wait, never drop
             batch = self._filling
-            if len(batch.prepared) >= self._max_batch:
+            overflowed = len(batch.prepared) >= self._max_batch
+            if overflowed:
                 self._full.append(batch)
                 batch = self._filling = _Batch()
             index = len(batch.prepared)
             batch.prepared.append(prepared)
             batch.waiters.append(waiter)
             self._pending += 1
-            if self._writer_idle or index + 1 == self._wanted:
+            if self._writer_idle or overflowed or index + 1 == self._wanted:
                 self._writer_idle = False
                 self._work.notify()
+        return batch, index
+
+    def _await(self, batch: _Batch, index: int, waiter: threading.Lock) -> SealedRecord:
+        """Wait for the batch holding the record to settle (or the writer to die), then pass the turn on."""
         while not waiter.acquire(timeout=_LIVENESS_POLL_SECONDS):
+            if batch.results:
+                break  # settled; the caller before us is just slow to pass the turn on
             thread = self._thread
             if thread is None or not thread.is_alive():
+                if batch.results:
+                    break
                 # The writer is gone: the record may or may not have been written, but it is not
                 # acknowledged, so the caller must not act on it.
-                if waiter.acquire(blocking=False):
-                    break
                 raise AuditUnavailable(_STOPPED)
         batch.pass_on(index)
         result = batch.results[index]
@@ -256,8 +268,10 @@ class AuditWriter:
             self._wanted = 0
 
     def _run(self) -> None:
+        in_flight: _Batch | None = None
         try:
             while (batch := self._next_batch()) is not None:
+                in_flight = batch
                 began = time.monotonic()
                 try:
                     results = self._commit(batch.prepared)
@@ -269,12 +283,13 @@ class AuditWriter:
                         self._rejoin = min(self._max_batch, len(batch.prepared) + len(self._filling.prepared))
                         self._rejoin_wait = min(_MAX_GATHER_SECONDS, (time.monotonic() - began) / 2)
                 batch.settle(results)
+                in_flight = None
         finally:
             self._release_connection()
             # Whatever ended this thread, nobody may wait forever: fail what is still queued.
             with self._mutex:
                 self._accepting = False
-                left = [*self._full, self._filling]
+                left = [*([in_flight] if in_flight is not None else []), *self._full, self._filling]
                 self._full.clear()
                 self._filling = _Batch()
                 self._pending = 0
