@@ -20,6 +20,7 @@ from remit.adapters.keys import KeyRing, SigningAlgorithm, generate_kek_file, pa
 from remit.adapters.oidc import OidcAttestor, OidcIssuer
 from remit.adapters.spiffe import BundleSource, JwtSvidAttestor
 from remit.adapters.sql.audit import SqlAuditLedger
+from remit.adapters.sql.audit_writer import AuditWriter
 from remit.adapters.sql.credentials import SqlEvidenceUses
 from remit.adapters.sql.engine import SqlDatabase
 from remit.adapters.sql.migrate import current_revision, head_revision
@@ -97,6 +98,7 @@ class Remit:
     verifier: Verifier
     evidence_uses: SqlEvidenceUses
     audit: AuditLog
+    audit_writer: AuditWriter
     facts: CachedFacts
     policies: PolicyService
     policy_engine: CedarPolicyEngine
@@ -134,6 +136,7 @@ class Remit:
         A store that is down does not stop the server: readiness reports it, verification refuses
         (the index is not current), and the feed keeps trying.
         """
+        self.audit_writer.start()  # from now on `audit.append` is group-committed
         try:
             self.feed.refresh()
             self.tasks.reconcile()
@@ -171,6 +174,7 @@ class Remit:
             self._sweeper = None
         self.feed.stop()
         self.policy_engine.stop()
+        self.audit_writer.stop()  # commits what is queued; later appends take one transaction each
         self.database.dispose()
 
 
@@ -240,12 +244,18 @@ def _audit_signer(settings: Settings) -> Ed25519CheckpointSigner:
 
 
 @dataclass(frozen=True, slots=True)
-class _TransactionalAppender:
-    """Appends one audit event in its own transaction: durable once `append` returns."""
+class _DurableAppender:
+    """Durable once `append` returns: group-committed while the writer runs (the server), else one transaction.
 
+    One-shot commands never start the writer, so their appends take a transaction each.
+    """
+
+    writer: AuditWriter
     database: SqlDatabase
 
     def append(self, event: AuditEvent) -> SealedRecord:
+        if self.writer.is_running:
+            return self.writer.append(event)
         with self.database.transaction() as tx:
             return tx.audit.append(event)
 
@@ -306,12 +316,14 @@ def build(settings: Settings, *, clock: Clock | None = None, ids: IdFactory | No
     bus = InProcessEventBus()
     token, _ = ensure_operator_token(settings)
     # One HMAC of sensitive values (credential jtis) for every audit record: the audit log's.
+    audit_signer = _audit_signer(settings)
+    audit_writer = AuditWriter(database, clock=clock, signer=audit_signer)
     audit = AuditLog(
-        appender=_TransactionalAppender(database),
+        appender=_DurableAppender(audit_writer, database),
         ledger=SqlAuditLedger(database.engine),
         clock=clock,
         hmac_key=_audit_key(settings),
-        signer=_audit_signer(settings),
+        signer=audit_signer,
     )
     registry = RegistryService(database.transaction, clock=clock, ids=ids, bus=bus)
     key_ring = KeyRing.open(
@@ -394,6 +406,7 @@ def build(settings: Settings, *, clock: Clock | None = None, ids: IdFactory | No
         verifier=verifier,
         evidence_uses=evidence_uses,
         audit=audit,
+        audit_writer=audit_writer,
         facts=facts,
         policies=policies,
         policy_engine=policy_engine,

@@ -204,6 +204,8 @@ def test_writer_refuses_when_stopped_and_when_the_store_fails(
             writer.append(event(2))
     finally:
         execute(database, "ALTER TABLE audit_events_gone RENAME TO audit_events")
+    # Once the store is back, the same writer (on a fresh connection) writes again; nothing was acknowledged.
+    assert writer.append(event(3)).sequence == 1
 
 
 def test_duplicate_event_id_fails_only_that_caller(writer: AuditWriter, log: AuditLog) -> None:
@@ -228,12 +230,30 @@ def test_flipped_byte_in_stored_data_is_located(database: SqlDatabase, log: Audi
     """Changing one character of a stored row's data is reported as altered at that record."""
     fill(log, 5)
     with database.engine.begin() as connection:
-        raw = connection.execute(text("SELECT data FROM audit_events WHERE seq = 3")).scalar_one()
-        stored = raw if isinstance(raw, str) else json.dumps(raw)
+        stored = connection.execute(text("SELECT record FROM audit_events WHERE seq = 3")).scalar_one()
+        assert '"effect":"allow"' in stored
         connection.execute(
-            text("UPDATE audit_events SET data = :d WHERE seq = 3"), {"d": stored.replace('"allow"', '"allpw"')}
+            text("UPDATE audit_events SET record = :d WHERE seq = 3"), {"d": stored.replace('"allow"', '"allpw"')}
         )
     assert located(log) == (FaultKind.ALTERED, 3)
+
+
+@pytest.mark.parametrize(
+    ("column", "value"), [("task_id", "tsk_other"), ("agent_id", None), ("type", "decision.undone"), ("id", "evt_x")]
+)
+def test_changed_lookup_column_is_located(database: SqlDatabase, log: AuditLog, column: str, value: str | None) -> None:
+    """A lookup column rewritten apart from the sealed document (hiding a record from a trace) is altered there."""
+    fill(log, 4)
+    execute(database, f"UPDATE audit_events SET {column} = :v WHERE seq = 2", v=value)  # noqa: S608 - fixed names
+    assert located(log) == (FaultKind.ALTERED, 2)
+
+
+def test_row_renumbered_over_a_deleted_one_is_located(database: SqlDatabase, log: AuditLog) -> None:
+    """Deleting record 2 and renumbering record 3 as 2 is reported at 2: its sealed document says 3."""
+    fill(log, 4)
+    execute(database, "DELETE FROM audit_events WHERE seq = 2")
+    execute(database, "UPDATE audit_events SET seq = 2 WHERE seq = 3")
+    assert located(log) == (FaultKind.REORDERED, 2)
 
 
 def test_deleted_row_is_located(database: SqlDatabase, log: AuditLog) -> None:
@@ -266,8 +286,9 @@ def test_forged_checkpoint_is_located(database: SqlDatabase, log: AuditLog) -> N
     assert located(log) == (FaultKind.CHECKPOINT_FORGED, 4)
 
 
-def test_unparseable_stored_time_is_located(database: SqlDatabase, log: AuditLog) -> None:
-    """A stored value that cannot even be decoded is reported as altered at its record."""
+def test_undecodable_stored_document_is_located(database: SqlDatabase, log: AuditLog) -> None:
+    """A stored document that cannot even be decoded is reported as altered at its record, and listed apart."""
     fill(log, 3)
-    execute(database, "UPDATE audit_events SET actor_kind = 'robot' WHERE seq = 2")
+    execute(database, "UPDATE audit_events SET record = 'robot' WHERE seq = 2")
     assert located(log) == (FaultKind.ALTERED, 2)
+    assert [type(r).__name__ for r in log.records()] == ["SealedRecord", "UnreadableRecord", "SealedRecord"]

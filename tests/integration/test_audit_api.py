@@ -31,7 +31,11 @@ def tamper(live: LiveServer, sequence: int) -> None:
     """Rewrite one stored record's data directly in the SQLite file, as an attacker with file access would."""
     path = live.remit.settings.store_url.removeprefix("sqlite:///")
     with sqlite3.connect(path) as connection:
-        connection.execute("UPDATE audit_events SET data = ? WHERE seq = ?", ('{"reason": "nothing to see"}', sequence))
+        (stored,) = connection.execute("SELECT record FROM audit_events WHERE seq = ?", (sequence,)).fetchone()
+        document = json.loads(stored)
+        document["data"] = {"reason": "nothing to see"}
+        rewritten = json.dumps(document, sort_keys=True, separators=(",", ":"))
+        connection.execute("UPDATE audit_events SET record = ? WHERE seq = ?", (rewritten, sequence))
     connection.close()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import signal
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import threading
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ import pytest
 from sqlalchemy import text
 
 from remit.adapters.audit_keys import Ed25519CheckpointSigner
-from remit.adapters.sql.audit import SqlAuditLedger
+from remit.adapters.sql.audit import CHAIN_LOCK_KEY, SqlAuditLedger
 from remit.adapters.sql.audit_writer import AuditWriter
 from remit.adapters.sql.engine import SqlDatabase
 from remit.core.audit.models import ActorKind, AuditActor, AuditEvent, FaultKind
@@ -146,6 +148,59 @@ def test_sigkill_mid_batch_loses_no_acknowledged_record(database: SqlDatabase, t
     report = audit_log(database).verify()
     assert report.ok, report.first_fault
     assert report.records_checked == len(stored)
+
+
+@contextlib.contextmanager
+def chain_held(database: SqlDatabase) -> Iterator[None]:
+    """Hold the chain lock from outside the writer: SQLite's writer queue, or the PostgreSQL advisory lock."""
+    if database.backend == "sqlite":
+        with database.serialized():
+            yield
+        return
+    with database.engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": CHAIN_LOCK_KEY})
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": CHAIN_LOCK_KEY})
+            connection.commit()
+
+
+def test_a_full_queue_makes_callers_wait_and_drops_nothing(database: SqlDatabase) -> None:
+    """With the store stuck, at most max_pending records are accepted; the other callers wait, and all land."""
+    callers, bound = 20, 8
+    acknowledged: list[str] = []
+    with AuditWriter(database, clock=FrozenClock(), max_batch=4, max_pending=bound) as writer:
+
+        def work(worker: int) -> None:
+            record = writer.append(
+                AuditEvent(
+                    id=f"evt_wait_{worker}",
+                    type="decision.made",
+                    occurred_at=dt.datetime(2026, 1, 15, tzinfo=dt.UTC),
+                    actor=AuditActor(ActorKind.AGENT, "agt_1"),
+                    subject_kind="task",
+                    subject_id="tsk_1",
+                )
+            )
+            acknowledged.append(record.event.id)
+
+        threads = [threading.Thread(target=work, args=(w,)) for w in range(callers)]
+        with chain_held(database):
+            for thread in threads:
+                thread.start()
+            pause = threading.Event()
+            for _ in range(400):  # bounded wait for the queue to fill, never an assertion on time
+                if writer.pending >= bound or pause.wait(0.025):
+                    break
+            assert writer.pending == bound
+            assert acknowledged == []
+            assert sum(thread.is_alive() for thread in threads) == callers
+        for thread in threads:
+            thread.join()
+    assert sorted(acknowledged) == sorted(f"evt_wait_{w}" for w in range(callers))
+    assert sorted(stored_ids(database)) == sorted(acknowledged)
+    assert audit_log(database).verify().ok
 
 
 def test_truncation_is_not_hidden_by_a_missing_checkpoint_table_row(database: SqlDatabase) -> None:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import itertools
-import json
 import shutil
 
 from pathlib import Path
@@ -24,24 +22,8 @@ from remit.core.audit.service import AuditLog
 from remit.testing import FrozenClock
 
 ROWS = 4
-TEXT_FIELDS = (
-    "id",
-    "type",
-    "occurred_at",
-    "actor_kind",
-    "actor_id",
-    "subject_kind",
-    "subject_id",
-    "task_id",
-    "agent_id",
-    "owner_id",
-    "function_id",
-    "correlation_id",
-    "data",
-    "prev_hash",
-    "hash",
-)
-INTEGER_FIELDS = ("seq", "schema")
+TEXT_FIELDS = ("id", "type", "task_id", "agent_id", "record", "prev_hash", "hash")
+INTEGER_FIELDS = ("seq",)
 _copies = itertools.count()
 
 
@@ -124,10 +106,6 @@ def test_any_single_byte_change_breaks_verification(
                 except UnicodeDecodeError:
                     changed = None
                 assume(changed is not None)
-                if field == "data":
-                    # A whitespace-only change leaves the same JSON value: not a change of the record.
-                    with contextlib.suppress(ValueError):
-                        assume(json.loads(str(changed)) != json.loads(stored))
             update_field = text(f"UPDATE audit_events SET {field} = :v WHERE seq = :s")  # noqa: S608 - a fixed column name
             connection.execute(update_field, {"v": changed, "s": row})
         database.dispose()

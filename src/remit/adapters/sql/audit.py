@@ -10,131 +10,39 @@ key turns any fork into a failed commit instead of a second chain.
 
 from __future__ import annotations
 
-import datetime as dt
-import json
+import contextlib
+import sqlite3
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
-from sqlalchemy import Connection, Engine, column, func, insert, select, table
+from sqlalchemy import Connection, Engine, column, insert, select, table
 from sqlalchemy.exc import SQLAlchemyError
 
 from remit.adapters.sql.tables import audit_checkpoints, audit_events
-from remit.core.audit.chain import seal
+from remit.core.audit.chain import PreparedRecord, prepare, read_stored, seal_batch
 from remit.core.audit.models import (
     GENESIS_HASH,
-    ActorKind,
-    AuditActor,
     AuditEvent,
     Checkpoint,
     SealedRecord,
+    StoredRecord,
     UnreadableRecord,
 )
-from remit.errors import Unavailable
+from remit.errors import Conflict, Unavailable
 
-__all__ = ["CHAIN_LOCK_KEY", "SqlAuditLedger", "SqlAuditStore"]
+__all__ = ["CHAIN_LOCK_KEY", "DriverChain", "SqlAuditLedger", "SqlAuditStore", "driver_errors"]
 
 # The PostgreSQL advisory lock that serialises chain appends ("REMITAUD" as a signed 64-bit key).
 # Another application sharing the database must not use the same key.
 CHAIN_LOCK_KEY: Final = 0x52454D4954415544
 
-_COLUMNS: Final = (
-    "seq",
-    "schema",
-    "id",
-    "type",
-    "occurred_at",
-    "actor_kind",
-    "actor_id",
-    "subject_kind",
-    "subject_id",
-    "task_id",
-    "agent_id",
-    "owner_id",
-    "function_id",
-    "correlation_id",
-    "data",
-    "prev_hash",
-    "hash",
-)
+# Column order of a stored row, as `StoredRecord` holds it.
+_STORED: Final = ("seq", "prev_hash", "hash", "record", "id", "type", "task_id", "agent_id")
 # The same table with untyped columns: reads get the stored values as they are, so a damaged value
-# becomes an `UnreadableRecord` that verification reports, instead of an exception that hides it.
-_raw_events = table("audit_events", *(column(name) for name in _COLUMNS))
-
-
-def _row_values(record: SealedRecord) -> dict[str, Any]:
-    event = record.event
-    return {
-        "seq": record.sequence,
-        "id": event.id,
-        "schema": record.schema,
-        "type": event.type,
-        "occurred_at": event.occurred_at,
-        "actor_kind": event.actor.kind.value,
-        "actor_id": event.actor.id,
-        "subject_kind": event.subject_kind,
-        "subject_id": event.subject_id,
-        "task_id": event.task_id,
-        "agent_id": event.agent_id,
-        "owner_id": event.owner_id,
-        "function_id": event.function_id,
-        "correlation_id": event.correlation_id,
-        "data": event.data,
-        "prev_hash": record.prev_hash,
-        "hash": record.hash,
-    }
-
-
-_SQLITE_TIME_LENGTH: Final = len("2026-01-15 09:00:00.000000")
-
-
-def _instant(value: object) -> dt.datetime:
-    if isinstance(value, str):
-        # Only the exact form SQLite rows are written in: an equivalent spelling ("T" or "," for
-        # " " or ".") is still a changed stored value, and verification must see it.
-        if len(value) != _SQLITE_TIME_LENGTH or value[10] != " " or value[19] != ".":
-            raise ValueError(value)
-        value = dt.datetime.fromisoformat(value)
-    if not isinstance(value, dt.datetime):
-        raise TypeError(type(value).__name__)
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
-
-
-def _object(value: object) -> dict[str, Any]:
-    if isinstance(value, str | bytes):
-        value = json.loads(value)
-    if not isinstance(value, dict):
-        raise TypeError(type(value).__name__)
-    return value
-
-
-def _integer(value: object) -> int:
-    if type(value) is not int:
-        raise TypeError(type(value).__name__)
-    return value
-
-
-def _decode(row: Any) -> SealedRecord | UnreadableRecord:  # noqa: ANN401 - a SQLAlchemy Row of untyped columns
-    try:
-        data = _object(row.data)
-        schema = _integer(row.schema)
-        event = AuditEvent(
-            id=row.id,
-            type=row.type,
-            occurred_at=_instant(row.occurred_at),
-            actor=AuditActor(ActorKind(row.actor_kind), row.actor_id),
-            subject_kind=row.subject_kind,
-            subject_id=row.subject_id,
-            data=data,
-            task_id=row.task_id,
-            agent_id=row.agent_id,
-            owner_id=row.owner_id,
-            function_id=row.function_id,
-            correlation_id=row.correlation_id,
-        )
-        return SealedRecord(sequence=row.seq, prev_hash=row.prev_hash, hash=row.hash, event=event, schema=schema)
-    except (ValueError, TypeError) as exc:
-        return UnreadableRecord(sequence=row.seq, reason=type(exc).__name__)
+# becomes a fault that verification reports, instead of an exception that hides it.
+_raw_events = table("audit_events", *(column(name) for name in _STORED))
+_INSERT_COLUMNS: Final = ", ".join(_STORED)
 
 
 def _checkpoint(row: Any) -> Checkpoint:  # noqa: ANN401 - a SQLAlchemy Row
@@ -148,9 +56,78 @@ def _checkpoint(row: Any) -> Checkpoint:  # noqa: ANN401 - a SQLAlchemy Row
     )
 
 
-# Built once: constructing statements per append costs more than executing them.
-_HEAD = select(audit_events.c.seq, audit_events.c.hash).order_by(audit_events.c.seq.desc()).limit(1)
-_INSERT_EVENT = insert(audit_events)
+# The chain's hot statements go straight to the DB-API driver: through SQLAlchemy each cost more
+# than the database's own work. One executemany (SQLite) or one COPY (PostgreSQL) per batch.
+_HEAD_SQL: Final = "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1"
+_LOCK_SQL: Final = "SELECT pg_advisory_xact_lock(%s)"
+_SQLITE_INSERT: Final = f"INSERT INTO audit_events ({_INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"  # noqa: S608 - fixed names
+_POSTGRES_COPY: Final = f"COPY audit_events ({_INSERT_COLUMNS}) FROM STDIN"
+_SELECT_STORED = select(_raw_events)
+
+
+@contextlib.contextmanager
+def driver_errors(*, postgres: bool) -> Iterator[None]:
+    """Translate the driver's own exceptions, as `SqlDatabase.transaction` does SQLAlchemy's."""
+    if postgres:
+        import psycopg  # noqa: PLC0415 - only PostgreSQL deployments need the driver
+
+        integrity: type[Exception] = psycopg.errors.IntegrityError
+        failure: type[Exception] = psycopg.Error
+    else:
+        integrity, failure = sqlite3.IntegrityError, sqlite3.Error
+    try:
+        yield
+    except integrity as exc:
+        msg = "the audit record conflicts with an existing one"
+        raise Conflict(msg) from exc
+    except failure as exc:
+        msg = "the audit store is unavailable"
+        raise Unavailable(msg) from exc
+
+
+class DriverChain:
+    """Appends to the chain on a DB-API connection, inside the transaction open on it.
+
+    The first append takes the chain lock (PostgreSQL: a transaction-scoped advisory lock; SQLite:
+    the write lock the transaction already holds) and reads the head; later ones continue from it.
+    """
+
+    def __init__(self, driver: Any, *, postgres: bool) -> None:  # noqa: ANN401 - a DB-API connection
+        self._driver = driver
+        self._postgres = postgres
+        # (sequence, hash) of the head once this transaction holds the chain lock.
+        self._head: tuple[int, str] | None = None
+
+    def head(self) -> tuple[int, str]:
+        """Take the chain lock (once per transaction) and return the head: (sequence, hash)."""
+        if self._head is None:
+            with driver_errors(postgres=self._postgres):
+                if self._postgres:
+                    self._driver.execute(_LOCK_SQL, (CHAIN_LOCK_KEY,))
+                last = self._driver.execute(_HEAD_SQL).fetchone()
+            self._head = (last[0], last[1]) if last is not None else (0, GENESIS_HASH)
+        return self._head
+
+    def append_prepared(self, prepared: Sequence[PreparedRecord]) -> list[SealedRecord]:
+        """Chain already canonicalised events after the head, in order, and write them in one statement."""
+        if not prepared:
+            return []
+        sequence, previous = self.head()
+        sealed = seal_batch(previous, sequence, prepared)
+        rows = [
+            (r.sequence, r.prev_hash, r.hash, document, r.event.id, r.event.type, r.event.task_id, r.event.agent_id)
+            for r, document in sealed
+        ]
+        with driver_errors(postgres=self._postgres):
+            if self._postgres:
+                with self._driver.cursor() as cursor, cursor.copy(_POSTGRES_COPY) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            else:
+                self._driver.executemany(_SQLITE_INSERT, rows)
+        last = sealed[-1][0]
+        self._head = (last.sequence, last.hash)
+        return [record for record, _ in sealed]
 
 
 class SqlAuditStore:
@@ -158,34 +135,28 @@ class SqlAuditStore:
 
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
-        # (sequence, hash) of the head once this transaction holds the chain lock.
-        self._head: tuple[int, str] | None = None
+        self._chain: DriverChain | None = None
+
+    def _driver_chain(self) -> DriverChain:
+        if self._chain is None:
+            postgres = self._connection.dialect.name == "postgresql"
+            self._chain = DriverChain(self._connection.connection.driver_connection, postgres=postgres)
+        return self._chain
 
     def head(self) -> tuple[int, str]:
         """Take the chain lock (once per transaction) and return the head: (sequence, hash)."""
-        if self._head is None:
-            if self._connection.dialect.name == "postgresql":
-                self._connection.execute(select(func.pg_advisory_xact_lock(CHAIN_LOCK_KEY)))
-            last = self._connection.execute(_HEAD).first()
-            self._head = (last.seq, last.hash) if last is not None else (0, GENESIS_HASH)
-        return self._head
+        return self._driver_chain().head()
 
     def append(self, event: AuditEvent) -> SealedRecord:
-        return self.append_many([event])[0]
+        return self._driver_chain().append_prepared([prepare(event)])[0]
 
     def append_many(self, events: Sequence[AuditEvent]) -> list[SealedRecord]:
         """Chain `events` after the head, in order, and insert them in one statement."""
-        sequence, previous = self.head()
-        records: list[SealedRecord] = []
-        for event in events:
-            sequence += 1
-            record = seal(previous, sequence, event)
-            previous = record.hash
-            records.append(record)
-        if records:
-            self._connection.execute(_INSERT_EVENT, [_row_values(r) for r in records])
-            self._head = (sequence, previous)
-        return records
+        return self._driver_chain().append_prepared([prepare(event) for event in events])
+
+    def append_prepared(self, prepared: Sequence[PreparedRecord]) -> list[SealedRecord]:
+        """Chain already canonicalised events after the head, in order, and write them in one statement."""
+        return self._driver_chain().append_prepared(prepared)
 
     def add_checkpoint(self, checkpoint: Checkpoint) -> None:
         self._connection.execute(
@@ -207,11 +178,15 @@ class SqlAuditStore:
 
     def recent(self, *, limit: int = 100, subject_id: str | None = None) -> Sequence[AuditEvent]:
         """The newest events first (for tests and quick looks; `SqlAuditLedger.read` pages the chain)."""
-        query = select(_raw_events).order_by(_raw_events.c.seq.desc()).limit(limit)
-        if subject_id is not None:
-            query = query.where(_raw_events.c.subject_id == subject_id)
-        records = [_decode(row) for row in self._connection.execute(query)]
-        return [r.event for r in records if isinstance(r, SealedRecord)]
+        query = _SELECT_STORED.order_by(_raw_events.c.seq.desc())
+        events: list[AuditEvent] = []
+        for row in self._connection.execute(query):
+            record = read_stored(StoredRecord._make(row))
+            if isinstance(record, SealedRecord) and subject_id in {None, record.event.subject_id}:
+                events.append(record.event)
+                if len(events) == limit:
+                    break
+        return events
 
 
 class SqlAuditLedger:
@@ -229,16 +204,23 @@ class SqlAuditLedger:
         agent_id: str | None = None,
         types: Sequence[str] = (),
     ) -> Sequence[SealedRecord | UnreadableRecord]:
-        query = select(_raw_events).where(_raw_events.c.seq > after).order_by(_raw_events.c.seq).limit(limit)
+        query = _SELECT_STORED.where(_raw_events.c.seq > after).order_by(_raw_events.c.seq).limit(limit)
         if task_id is not None:
             query = query.where(_raw_events.c.task_id == task_id)
         if agent_id is not None:
             query = query.where(_raw_events.c.agent_id == agent_id)
         if types:
             query = query.where(_raw_events.c.type.in_(list(types)))
+        return [read_stored(row) for row in self._rows(query)]
+
+    def stored(self, *, after: int, limit: int) -> Sequence[StoredRecord]:
+        query = _SELECT_STORED.where(_raw_events.c.seq > after).order_by(_raw_events.c.seq).limit(limit)
+        return self._rows(query)
+
+    def _rows(self, query: Any) -> list[StoredRecord]:  # noqa: ANN401 - a Select over the untyped table
         try:
             with self._engine.begin() as connection:
-                return [_decode(row) for row in connection.execute(query)]
+                return list(map(StoredRecord._make, connection.execute(query)))
         except SQLAlchemyError as exc:
             raise Unavailable("the audit store is unavailable") from exc
 

@@ -1,34 +1,46 @@
 """Durable group commit for audit records: many callers, one writer thread, one transaction per batch.
 
 `AuditWriter.append(event)` returns only once the transaction holding that record has committed.
-Concurrent appends are queued and committed together, which turns one fsync per record into one
-per batch. The queue is bounded: when it is full callers wait (back-pressure); a record is never
-dropped. If the store fails, every caller in the failed batch gets `AuditUnavailable` and its record
-is not acknowledged, so the action it describes is not taken. Batches chain into the same sequence
-as in-transaction appends (`SqlAuditStore`), under the same chain lock. Checkpoints are signed
-every `checkpoint_every` records or `checkpoint_interval`, whichever comes first.
+Concurrent appends are collected into batches and committed together, which turns one fsync per
+record into one per batch. Pending records are bounded: when `max_pending` are queued or being
+written, callers wait (back-pressure); a record is never dropped. If the store fails, every caller in
+the failed batch gets `AuditUnavailable` and its record is not acknowledged, so the action it
+describes is not taken. Batches chain into the same sequence as in-transaction appends
+(`SqlAuditStore`), under the same chain lock. Checkpoints are signed every `checkpoint_every`
+records or `checkpoint_interval`, whichever comes first.
+
+Where the time goes: each caller canonicalises its own event (`prepare`) before it queues, so that
+work overlaps the writer's commit instead of being done under the chain lock; the writer only
+splices in sequence numbers, hashes and writes. A caller waits on a lock of its own that the writer
+releases, rather than on a shared condition that would wake every waiter to contend for one lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
-import queue
 import threading
+import time
 
+from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Self
 
-from remit.core.audit.chain import ensure_sealable, make_checkpoint
-from remit.core.audit.models import AuditEvent, Checkpoint, SealedRecord
+from sqlalchemy.exc import SQLAlchemyError
+
+from remit.adapters.sql.audit import DriverChain, driver_errors
+from remit.core.audit.chain import PreparedRecord, make_checkpoint, prepare
+from remit.core.audit.models import SealedRecord
 from remit.core.audit.ports import CheckpointSigner
 from remit.core.clock import Clock
-from remit.errors import AuditUnavailable, Conflict, RemitError
+from remit.errors import AuditUnavailable, Conflict, Unavailable
 
 if TYPE_CHECKING:  # engine.py imports this package's stores; a runtime import would be circular
-    from remit.adapters.sql.audit import SqlAuditStore
+    from sqlalchemy import PoolProxiedConnection
+
     from remit.adapters.sql.engine import SqlDatabase
+    from remit.core.audit.models import AuditEvent
 
 __all__ = ["AuditWriter"]
 
@@ -36,25 +48,34 @@ _log = logging.getLogger("remit.audit")
 
 # How often a blocked caller re-checks that the writer thread is still alive, in seconds.
 _LIVENESS_POLL_SECONDS: Final = 0.5
+_CONFLICT: Final = "the audit record conflicts with an existing one"
+_FAILED: Final = "the audit store could not write the record"
+_STOPPED: Final = "the audit writer stopped"
+# The longest a batch waits for more callers to join it, in seconds (see `AuditWriter._gather`).
+_MAX_GATHER_SECONDS: Final = 0.002
 
 
-@dataclass(slots=True, eq=False)
-class _Pending:
-    event: AuditEvent
-    done: threading.Event = field(default_factory=threading.Event)
-    record: SealedRecord | None = None
-    error: RemitError | None = None
+class _Batch:
+    """Records committed together; `results[i]` is the sealed record, or why it was not written."""
 
-    def resolve(self, record: SealedRecord) -> None:
-        self.record = record
-        self.done.set()
+    __slots__ = ("prepared", "results", "waiters")
 
-    def fail(self, error: RemitError) -> None:
-        self.error = error
-        self.done.set()
+    def __init__(self) -> None:
+        self.prepared: list[PreparedRecord] = []
+        self.waiters: list[threading.Lock] = []
+        self.results: list[SealedRecord | str] = []
 
+    def settle(self, results: Sequence[SealedRecord | str]) -> None:
+        """Publish the results and wake the first caller; each caller wakes the next (`pass_on`)."""
+        self.results = list(results)
+        if self.waiters:
+            self.waiters[0].release()
 
-_STOP: Final = object()
+    def pass_on(self, index: int) -> None:
+        # Waking callers one after another keeps one woken thread at a time competing for the GIL,
+        # instead of a herd that would also hold up the writer's next commit.
+        if index + 1 < len(self.waiters):
+            self.waiters[index + 1].release()
 
 
 class AuditWriter:
@@ -80,26 +101,38 @@ class AuditWriter:
         self._checkpoint_every = checkpoint_every
         self._checkpoint_interval = checkpoint_interval
         self._max_batch = max_batch
-        self._queue: queue.Queue[_Pending | object] = queue.Queue(maxsize=max_pending)
+        self._max_pending = max_pending
+        self._mutex = threading.Lock()
+        self._work = threading.Condition(self._mutex)  # the writer waits here for records
+        self._room = threading.Condition(self._mutex)  # callers wait here while max_pending are pending
+        self._filling = _Batch()
+        self._full: deque[_Batch] = deque()
+        self._pending = 0
+        self._writer_idle = False
+        # Group-commit gathering (see `_gather`): how many records to wait for, and for how long at most.
+        self._rejoin = 0
+        self._rejoin_wait = 0.0
+        self._wanted = 0
         self._thread: threading.Thread | None = None
+        self._connection: PoolProxiedConnection | None = None  # the writer thread's own
         self._accepting = False
         self._lifecycle = threading.Lock()
+        # (sequence, time) of the latest checkpoint; None until read from the store by the writer.
         self._last_checkpoint: tuple[int, dt.datetime] | None = None
+        self._started_at = clock.now()
         self._tick_seconds = max(0.05, min(1.0, checkpoint_interval.total_seconds() / 4))
+        self._committed = (0, 0)  # (batches, records) committed since construction
 
     # ------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
+        """Start the writer thread. Touches no store: a store that is down fails appends, not start-up."""
         with self._lifecycle:
             if self._thread is not None:
                 return
-            with self._database.transaction() as tx:
-                latest = tx.audit.latest_checkpoint()
-            # No checkpoint yet: the first comes after N records or T from now.
-            self._last_checkpoint = (
-                (latest.sequence, latest.created_at) if latest is not None else (0, self._clock.now())
-            )
-            self._accepting = True
+            self._started_at = self._clock.now()
+            with self._mutex:
+                self._accepting = True
             self._thread = threading.Thread(target=self._run, name="remit-audit-writer", daemon=True)
             self._thread.start()
 
@@ -109,11 +142,12 @@ class AuditWriter:
             thread = self._thread
             if thread is None:
                 return
-            self._accepting = False
-            self._queue.put(_STOP)
+            with self._mutex:
+                self._accepting = False
+                self._work.notify()
+                self._room.notify_all()
             thread.join()
             self._thread = None
-            self._fail_queued(AuditUnavailable("the audit writer stopped"))
 
     def __enter__(self) -> Self:
         self.start()
@@ -121,6 +155,16 @@ class AuditWriter:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+    @property
+    def pending(self) -> int:
+        """Records queued or being written, never more than `max_pending`."""
+        return self._pending
+
+    @property
+    def committed(self) -> tuple[int, int]:
+        """(batches, records) committed so far: records / batches is the mean group size."""
+        return self._committed
 
     @property
     def is_running(self) -> bool:
@@ -131,132 +175,214 @@ class AuditWriter:
 
     def append(self, event: AuditEvent) -> SealedRecord:
         """Append `event`; return its sealed record once committed, or raise `AuditUnavailable`."""
-        ensure_sealable(event)  # a malformed event fails its own caller, never a whole batch
-        pending = _Pending(event)
-        while True:
-            if not self.is_running:
-                raise AuditUnavailable("the audit writer is not running")
-            try:
-                self._queue.put(pending, timeout=_LIVENESS_POLL_SECONDS)  # full: wait, never drop
-                break
-            except queue.Full:
-                continue
-        while not pending.done.wait(_LIVENESS_POLL_SECONDS):
+        prepared = prepare(event)  # a malformed event fails its own caller, never a whole batch
+        waiter = threading.Lock()
+        waiter.acquire()
+        batch, index = self._enqueue(prepared, waiter)
+        return self._await(batch, index, waiter)
+
+    def _enqueue(self, prepared: PreparedRecord, waiter: threading.Lock) -> tuple[_Batch, int]:
+        """Queue one record, waiting while `max_pending` are pending: its batch and its place in it."""
+        with self._mutex:
+            while True:
+                if not self.is_running:
+                    raise AuditUnavailable("the audit writer is not running")
+                if self._pending < self._max_pending:
+                    break
+                self._room.wait(_LIVENESS_POLL_SECONDS)  # full: wait, never drop
+            batch = self._filling
+            overflowed = len(batch.prepared) >= self._max_batch
+            if overflowed:
+                self._full.append(batch)
+                batch = self._filling = _Batch()
+            index = len(batch.prepared)
+            batch.prepared.append(prepared)
+            batch.waiters.append(waiter)
+            self._pending += 1
+            if self._writer_idle or overflowed or index + 1 == self._wanted:
+                self._writer_idle = False
+                self._work.notify()
+        return batch, index
+
+    def _await(self, batch: _Batch, index: int, waiter: threading.Lock) -> SealedRecord:
+        """Wait for the batch holding the record to settle (or the writer to die), then pass the turn on."""
+        while not waiter.acquire(timeout=_LIVENESS_POLL_SECONDS):
+            if batch.results:
+                break  # settled; the caller before us is just slow to pass the turn on
             thread = self._thread
             if thread is None or not thread.is_alive():
+                if batch.results:
+                    break
                 # The writer is gone: the record may or may not have been written, but it is not
                 # acknowledged, so the caller must not act on it.
-                if pending.done.is_set():
-                    break
-                raise AuditUnavailable("the audit writer stopped")
-        if pending.error is not None:
-            raise pending.error
-        assert pending.record is not None  # noqa: S101 - done is set only with a record or an error
-        return pending.record
+                raise AuditUnavailable(_STOPPED)
+        batch.pass_on(index)
+        result = batch.results[index]
+        if isinstance(result, str):
+            raise AuditUnavailable(result)
+        return result
 
     # ------------------------------------------------------------ the writer thread
 
-    def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            try:
-                first = self._queue.get(timeout=self._tick_seconds)
-            except queue.Empty:
-                self._checkpoint_on_time()
-                continue
-            if first is _STOP:
-                break
-            batch: list[_Pending] = [first]  # type: ignore[list-item]
-            while len(batch) < self._max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stopping = True
-                    break
-                batch.append(item)  # type: ignore[arg-type]
-            self._commit(batch)
+    def _next_batch(self) -> _Batch | None:
+        """The next batch to commit, waiting for one; None once stopped and drained."""
+        with self._mutex:
+            while not self._full and not self._filling.prepared:
+                if not self._accepting:
+                    return None
+                self._writer_idle = True
+                notified = self._work.wait(self._tick_seconds)
+                self._writer_idle = False
+                if not notified and not self._full and not self._filling.prepared:
+                    self._mutex.release()
+                    try:
+                        self._checkpoint_if_due()
+                    finally:
+                        self._mutex.acquire()
+            self._gather()
+            if self._full:
+                return self._full.popleft()
+            batch, self._filling = self._filling, _Batch()
+            return batch
 
-    def _commit(self, batch: Sequence[_Pending]) -> None:
+    def _gather(self) -> None:
+        """Give the callers the last commit released a moment to queue again, so they share the next commit.
+
+        Without it, callers settle into two cohorts that alternate: those who queued during a commit
+        go in the next batch at once, and those it released queue during that one, so each commit
+        carries about half the callers. The wait ends as soon as everyone is back, and never lasts
+        more than half the last commit. Called holding the mutex.
+        """
+        wanted = self._rejoin
+        if self._full or len(self._filling.prepared) >= wanted or not self._accepting:
+            return
+        deadline = time.monotonic() + self._rejoin_wait
+        self._wanted = wanted
         try:
-            records, checkpoint = self._write([p.event for p in batch])
+            while len(self._filling.prepared) < wanted and not self._full and self._accepting:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._work.wait(remaining)
+        finally:
+            self._wanted = 0
+
+    def _run(self) -> None:
+        in_flight: _Batch | None = None
+        try:
+            while (batch := self._next_batch()) is not None:
+                in_flight = batch
+                began = time.monotonic()
+                try:
+                    results = self._commit(batch.prepared)
+                finally:
+                    with self._mutex:
+                        self._pending -= len(batch.prepared)
+                        self._room.notify_all()
+                        # Next time, wait (briefly) for these callers and those already queued.
+                        self._rejoin = min(self._max_batch, len(batch.prepared) + len(self._filling.prepared))
+                        self._rejoin_wait = min(_MAX_GATHER_SECONDS, (time.monotonic() - began) / 2)
+                batch.settle(results)
+                in_flight = None
+        finally:
+            self._release_connection()
+            # Whatever ended this thread, nobody may wait forever: fail what is still queued.
+            with self._mutex:
+                self._accepting = False
+                left = [*([in_flight] if in_flight is not None else []), *self._full, self._filling]
+                self._full.clear()
+                self._filling = _Batch()
+                self._pending = 0
+                self._room.notify_all()
+            for batch in left:
+                batch.settle([_STOPPED] * len(batch.prepared))
+
+    def _commit(self, prepared: Sequence[PreparedRecord]) -> Sequence[SealedRecord | str]:
+        try:
+            records = self._write(prepared)
         except Conflict:
             # A duplicate event id fails the whole statement: retry one by one so only its own
             # caller fails.
-            if len(batch) > 1:
-                for pending in batch:
-                    self._commit([pending])
-                return
-            batch[0].fail(AuditUnavailable("the audit record conflicts with an existing one"))
-            return
+            if len(prepared) > 1:
+                return [result for one in prepared for result in self._commit([one])]
+            return [_CONFLICT]
         except Exception:  # noqa: BLE001 - any store failure must reach the callers, never kill the writer
-            _log.exception("audit batch of %d records failed", len(batch))
-            for pending in batch:
-                pending.fail(AuditUnavailable("the audit store could not write the record"))
-            return
-        if checkpoint is not None:
-            self._last_checkpoint = (checkpoint.sequence, checkpoint.created_at)
-        for pending, record in zip(batch, records, strict=True):
-            pending.resolve(record)
+            _log.exception("audit batch of %d records failed", len(prepared))
+            return [_FAILED] * len(prepared)
+        batches, total = self._committed
+        self._committed = (batches + 1, total + len(records))
+        self._checkpoint_if_due(records[-1].sequence)
+        return records
 
-    def _write(self, events: Sequence[AuditEvent]) -> tuple[list[SealedRecord], Checkpoint | None]:
-        with self._database.transaction() as tx:
-            records = tx.audit.append_many(events)
-            head = records[-1]
-            checkpoint = self._checkpoint_if_due(tx.audit, head.sequence, head.hash)
-        return records, checkpoint
+    def _write(self, prepared: Sequence[PreparedRecord]) -> list[SealedRecord]:
+        """One transaction on the writer's own connection, driven through the DB-API driver directly."""
+        postgres = self._database.backend == "postgresql"
+        with self._database.serialized():
+            connection = self._connection
+            if connection is None:
+                try:
+                    connection = self._connection = self._database.engine.raw_connection()
+                except SQLAlchemyError as exc:
+                    msg = "the audit store is unavailable"
+                    raise Unavailable(msg) from exc
+            driver = connection.driver_connection
+            assert driver is not None  # noqa: S101 - a pooled connection that is checked out has one
+            try:
+                with driver_errors(postgres=postgres):
+                    if not postgres:
+                        driver.execute("BEGIN IMMEDIATE")
+                records = DriverChain(driver, postgres=postgres).append_prepared(prepared)
+                with driver_errors(postgres=postgres):
+                    driver.commit()
+            except Conflict:
+                connection.rollback()
+                raise
+            except BaseException:
+                # Whatever broke, start the next batch on a fresh connection.
+                self._connection = None
+                with contextlib.suppress(Exception):
+                    connection.invalidate()
+                raise
+        return records
 
-    def _checkpoint_if_due(self, store: SqlAuditStore, sequence: int, head_hash: str) -> Checkpoint | None:
+    def _release_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.close()
+
+    # ------------------------------------------------------------ checkpoints
+
+    def _checkpoint_if_due(self, sequence: int | None = None) -> None:
+        """Sign a checkpoint of the head if N records (`sequence` moved that far) or T have passed.
+
+        Runs in its own short transaction after a batch has committed (and on idle ticks, which
+        also covers records appended inside other transactions); a failure is logged and retried
+        later, never reported to callers whose records are already durable.
+        """
         if self._signer is None:
-            return None
+            return
         now = self._clock.now()
-        last_sequence, last_time = self._last_checkpoint or (0, now)
-        if sequence <= last_sequence:
-            return None
-        if sequence - last_sequence < self._checkpoint_every and now - last_time < self._checkpoint_interval:
-            return None
-        checkpoint = make_checkpoint(sequence, head_hash, now, self._signer)
-        store.add_checkpoint(checkpoint)
-        return checkpoint
-
-    def _checkpoint_on_time(self) -> None:
-        """On an idle tick: checkpoint the head if it moved (in-transaction appends too) and T has passed."""
         last = self._last_checkpoint
-        if self._signer is None or (last is not None and self._clock.now() - last[1] < self._checkpoint_interval):
+        recent = last is not None and now - last[1] < self._checkpoint_interval
+        if recent and (sequence is None or last is None or sequence - last[0] < self._checkpoint_every):
             return
         try:
             with self._database.transaction() as tx:
-                sequence, head_hash = tx.audit.head()
-                latest = tx.audit.latest_checkpoint()  # checkpoint_now() may have run on another thread
-                if latest is not None and latest.sequence >= sequence:
+                head, head_hash = tx.audit.head()
+                latest = tx.audit.latest_checkpoint()  # another replica or `remit audit checkpoint` may have signed
+                if latest is not None:
+                    last = (latest.sequence, latest.created_at)
+                elif last is None:
+                    last = (0, self._started_at)
+                self._last_checkpoint = last
+                if head <= last[0]:
                     return
-                checkpoint = self._checkpoint_if_due(tx.audit, sequence, head_hash)
-        except Exception:  # noqa: BLE001 - a failed checkpoint is retried on the next tick
+                if head - last[0] < self._checkpoint_every and now - last[1] < self._checkpoint_interval:
+                    return
+                checkpoint = make_checkpoint(head, head_hash, now, self._signer)
+                tx.audit.add_checkpoint(checkpoint)
+        except Exception:  # noqa: BLE001 - a failed checkpoint is retried after the next batch or tick
             _log.exception("audit checkpoint failed")
             return
-        if checkpoint is not None:
-            self._last_checkpoint = (checkpoint.sequence, checkpoint.created_at)
-
-    def checkpoint_now(self) -> Checkpoint | None:
-        """Sign a checkpoint of the current head now, if it moved since the last one."""
-        if self._signer is None:
-            return None
-        with self._database.transaction() as tx:
-            sequence, head_hash = tx.audit.head()
-            latest = tx.audit.latest_checkpoint()
-            if sequence == 0 or (latest is not None and latest.sequence >= sequence):
-                return None
-            checkpoint = make_checkpoint(sequence, head_hash, self._clock.now(), self._signer)
-            tx.audit.add_checkpoint(checkpoint)
         self._last_checkpoint = (checkpoint.sequence, checkpoint.created_at)
-        return checkpoint
-
-    def _fail_queued(self, error: RemitError) -> None:
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if isinstance(item, _Pending):
-                item.fail(error)

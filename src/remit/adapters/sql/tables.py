@@ -157,26 +157,19 @@ grants = Table(
     Column("created_at", UtcDateTime(), nullable=False),
 )
 
+# The hash chain (ADR 0007, stored as in ADR 0009). `seq` is the chain sequence, assigned without gaps
+# under the chain lock; `record` is the JCS document exactly as sealed, `hash` = SHA-256(prev_hash ||
+# record), see remit.core.audit.chain. `id`, `type`, `task_id` and `agent_id` are copies of document
+# members for lookups; verification checks them against `record`.
 audit_events = Table(
     "audit_events",
     metadata,
     Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("id", String(ID), nullable=False, unique=True),
-    Column("schema", Integer, nullable=False),
     Column("type", String(64), nullable=False),
-    Column("occurred_at", UtcDateTime(), nullable=False),
-    Column("actor_kind", String(16), nullable=False),
-    Column("actor_id", String(200), nullable=False),
-    Column("subject_kind", String(32), nullable=False),
-    Column("subject_id", String(200), nullable=False),
     Column("task_id", String(ID), nullable=True),
     Column("agent_id", String(ID), nullable=True),
-    Column("owner_id", String(ID), nullable=True),
-    Column("function_id", String(ID), nullable=True),
-    Column("correlation_id", String(64), nullable=True),
-    Column("data", JSON, nullable=False),
-    # The hash chain (migration 0002): `seq` is the chain sequence, assigned without gaps under the
-    # chain lock; `hash` = SHA-256(prev_hash || JCS(record)), see remit.core.audit.chain.
+    Column("record", Text, nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     Index("ix_audit_events_task_id", "task_id"),

@@ -6,7 +6,7 @@ import datetime as dt
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 __all__ = [
     "GENESIS_HASH",
@@ -17,6 +17,7 @@ __all__ = [
     "Fault",
     "FaultKind",
     "SealedRecord",
+    "StoredRecord",
     "UnreadableRecord",
     "VerificationReport",
 ]
@@ -83,6 +84,25 @@ class SealedRecord:
     hash: str
     event: AuditEvent
     schema: int = AuditEvent.SCHEMA
+
+
+class StoredRecord(NamedTuple):
+    """A chain row as stored: the exact JCS bytes its hash covers, and the columns indexed beside them.
+
+    `document` is the source of truth (events are decoded from it); `id`, `type`, `task_id` and
+    `agent_id` are copies kept for lookups, which verification checks against the document. A tuple,
+    not a dataclass: verification reads hundreds of thousands of them per second straight from the
+    driver's rows.
+    """
+
+    sequence: int
+    prev_hash: str
+    hash: str
+    document: str  # JCS(record document) as UTF-8 text: hash = SHA-256(prev_hash || document)
+    id: str
+    type: str
+    task_id: str | None
+    agent_id: str | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from remit.core.audit.models import AuditEvent, Checkpoint, SealedRecord, UnreadableRecord
+from remit.core.audit.models import AuditEvent, Checkpoint, SealedRecord, StoredRecord, UnreadableRecord
 
 __all__ = ["AuditAppender", "AuditLedger", "AuditSink", "AuditStore", "CheckpointSigner"]
 
@@ -44,6 +44,10 @@ class AuditLedger(Protocol):
         types: Sequence[str] = (),
     ) -> Sequence[SealedRecord | UnreadableRecord]:
         """Records with sequence > `after`, ascending, at most `limit`, matching every filter given."""
+        ...
+
+    def stored(self, *, after: int, limit: int) -> Sequence[StoredRecord]:
+        """Stored rows with sequence > `after` (which may be negative), ascending, at most `limit`, undecoded."""
         ...
 
     def head(self) -> tuple[int, str]:

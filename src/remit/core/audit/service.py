@@ -120,8 +120,8 @@ class AuditLog:
         # Start below zero: a row moved to a sequence <= 0 must be seen (and reported), not skipped.
         after = _LOWEST_SEQUENCE
         while True:
-            page = self._ledger.read(after=after, limit=page_size)
-            if not page or not verifier.feed(page):
+            page = self._ledger.stored(after=after, limit=page_size)
+            if not page or not verifier.feed_stored(page):
                 break
             after = page[-1].sequence
             if len(page) < page_size:
