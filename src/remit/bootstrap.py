@@ -10,6 +10,7 @@ import os
 import secrets
 import threading
 
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,6 +106,16 @@ class Remit:
     decisions: DecisionService
     _stop: threading.Event = field(default_factory=threading.Event)
     _sweeper: threading.Thread | None = None
+
+    def record_soon(self, event: AuditEvent) -> Future[SealedRecord] | None:
+        """Queue an audit record for group commit without blocking (for the event loop's routes).
+
+        None when the caller must `audit.append` from a worker thread instead: the writer is not
+        running (one-shot commands) or its queue is full (back-pressure is a wait, never a drop).
+        """
+        if not self.audit_writer.is_running:
+            return None
+        return self.audit_writer.submit(event)
 
     def verify_own_credential(
         self, token: str, *, dpop: DpopCheck | None = None, check_binding: bool = True

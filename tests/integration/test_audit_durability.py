@@ -23,6 +23,7 @@ from remit.adapters.sql.audit_writer import AuditWriter
 from remit.adapters.sql.engine import SqlDatabase
 from remit.core.audit.models import ActorKind, AuditActor, AuditEvent, FaultKind
 from remit.core.audit.service import AuditLog
+from remit.errors import AuditUnavailable
 from remit.testing import FrozenClock
 
 THREADS = 8
@@ -34,6 +35,7 @@ import datetime as dt, sys, threading
 from remit.adapters.sql.engine import SqlDatabase
 from remit.adapters.sql.audit_writer import AuditWriter
 from remit.core.audit.models import ActorKind, AuditActor, AuditEvent
+from remit.errors import AuditUnavailable
 from remit.testing import FrozenClock
 
 database = SqlDatabase.connect(sys.argv[1])
@@ -227,3 +229,48 @@ def test_truncation_is_not_hidden_by_a_missing_checkpoint_table_row(database: Sq
     fault = log.verify().first_fault
     assert fault is not None
     assert (fault.kind, fault.sequence) == (FaultKind.TRUNCATED, 3)
+
+
+def _event(name: str) -> AuditEvent:
+    return AuditEvent(
+        id=name,
+        type="decision.made",
+        occurred_at=dt.datetime(2026, 1, 15, tzinfo=dt.UTC),
+        actor=AuditActor(ActorKind.AGENT, "agt_1"),
+        subject_kind="task",
+        subject_id="tsk_1",
+    )
+
+
+def test_submitted_records_settle_their_futures_once_durable_alongside_blocking_callers(
+    database: SqlDatabase,
+) -> None:
+    """The event loop's path: futures resolve to the sealed records, interleaved with threads' appends."""
+    acknowledged: list[str] = []
+    with AuditWriter(database, clock=FrozenClock(), max_batch=16) as writer:
+        futures = [writer.submit(_event(f"evt_future_{n}")) for n in range(50)]
+        threads = [
+            threading.Thread(target=lambda n=n: acknowledged.append(writer.append(_event(f"evt_thread_{n}")).event.id))
+            for n in range(8)
+        ]
+        for thread in threads:
+            thread.start()
+        records = [f.result(timeout=30) for f in futures if f is not None]
+        for thread in threads:
+            thread.join()
+    assert [r.event.id for r in records] == [f"evt_future_{n}" for n in range(50)]
+    assert sorted(stored_ids(database)) == sorted([*(r.event.id for r in records), *acknowledged])
+    assert len({r.sequence for r in records}) == 50
+    assert audit_log(database).verify().ok
+
+
+def test_submit_never_blocks_a_full_queue_and_refuses_a_stopped_writer(database: SqlDatabase) -> None:
+    """A full queue answers None (the caller then waits in a thread, never drops); a stopped writer refuses."""
+    bound = 4
+    with AuditWriter(database, clock=FrozenClock(), max_batch=2, max_pending=bound) as writer, chain_held(database):
+        accepted = [writer.submit(_event(f"evt_full_{n}")) for n in range(bound + 3)]
+        assert sum(f is not None for f in accepted) >= bound
+        assert accepted[-1] is None
+    stopped = AuditWriter(database, clock=FrozenClock())
+    with pytest.raises(AuditUnavailable):
+        stopped.submit(_event("evt_stopped"))

@@ -25,7 +25,8 @@ import time
 
 from collections import deque
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Final, Self
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Final, Protocol, Self
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -55,6 +56,31 @@ _STOPPED: Final = "the audit writer stopped"
 _MAX_GATHER_SECONDS: Final = 0.002
 
 
+class _Waiter(Protocol):
+    def release(self) -> None: ...
+
+
+class _FutureWaiter:
+    """An asynchronous caller's place in a batch: released, it settles its future and passes the turn on."""
+
+    __slots__ = ("batch", "future", "index")
+
+    def __init__(self) -> None:
+        self.future: Future[SealedRecord] = Future()
+        self.batch: _Batch | None = None
+        self.index = 0
+
+    def release(self) -> None:
+        batch = self.batch
+        assert batch is not None  # noqa: S101 - placed under the mutex before the batch can settle
+        result = batch.results[self.index]
+        if isinstance(result, str):
+            self.future.set_exception(AuditUnavailable(result))
+        else:
+            self.future.set_result(result)
+        batch.pass_on(self.index)
+
+
 class _Batch:
     """Records committed together; `results[i]` is the sealed record, or why it was not written."""
 
@@ -62,7 +88,7 @@ class _Batch:
 
     def __init__(self) -> None:
         self.prepared: list[PreparedRecord] = []
-        self.waiters: list[threading.Lock] = []
+        self.waiters: list[_Waiter] = []
         self.results: list[SealedRecord | str] = []
 
     def settle(self, results: Sequence[SealedRecord | str]) -> None:
@@ -178,17 +204,36 @@ class AuditWriter:
         prepared = prepare(event)  # a malformed event fails its own caller, never a whole batch
         waiter = threading.Lock()
         waiter.acquire()
-        batch, index = self._enqueue(prepared, waiter)
+        placed = self._enqueue(prepared, waiter)
+        assert placed is not None  # noqa: S101 - a blocking enqueue always places the record
+        batch, index = placed
         return self._await(batch, index, waiter)
 
-    def _enqueue(self, prepared: PreparedRecord, waiter: threading.Lock) -> tuple[_Batch, int]:
-        """Queue one record, waiting while `max_pending` are pending: its batch and its place in it."""
+    def submit(self, event: AuditEvent) -> Future[SealedRecord] | None:
+        """Queue `event` without blocking: a future settled once its record is committed (or refused).
+
+        For callers on an event loop (`asyncio.wrap_future`). Returns None when the queue is full:
+        the caller must then `append` from a worker thread, which waits for room (back-pressure,
+        never a drop). Raises `AuditUnavailable` when the writer is not running.
+        """
+        prepared = prepare(event)
+        waiter = _FutureWaiter()
+        placed = self._enqueue(prepared, waiter, block=False)
+        return None if placed is None else waiter.future
+
+    def _enqueue(self, prepared: PreparedRecord, waiter: _Waiter, *, block: bool = True) -> tuple[_Batch, int] | None:
+        """Queue one record, waiting while `max_pending` are pending: its batch and its place in it.
+
+        With `block=False`, a full queue returns None instead of waiting.
+        """
         with self._mutex:
             while True:
                 if not self.is_running:
                     raise AuditUnavailable("the audit writer is not running")
                 if self._pending < self._max_pending:
                     break
+                if not block:
+                    return None
                 self._room.wait(_LIVENESS_POLL_SECONDS)  # full: wait, never drop
             batch = self._filling
             overflowed = len(batch.prepared) >= self._max_batch
@@ -198,6 +243,8 @@ class AuditWriter:
             index = len(batch.prepared)
             batch.prepared.append(prepared)
             batch.waiters.append(waiter)
+            if isinstance(waiter, _FutureWaiter):
+                waiter.batch, waiter.index = batch, index
             self._pending += 1
             if self._writer_idle or overflowed or index + 1 == self._wanted:
                 self._writer_idle = False

@@ -5,21 +5,31 @@ the call it is about to make; the answer is always 200 with the decision (a deny
 credential is the authority: its audience must be the asking enforcement point, and a DPoP-bound
 credential needs the proof the agent sent. Every decision is durably recorded before the answer;
 when it cannot be, the answer is 503 `audit_unavailable` and the enforcement point must not act.
+
+The routes run on the event loop: the decision itself is CPU work on memory in the common case
+(`DecisionService.prepare`), and the durable record is awaited through the group-commit writer's
+future, so no worker thread is taken per request. A queue that is full, a writer that is not
+running, and the rare strike that may end a task fall back to a worker thread.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Final
+
+import anyio
 
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter
 
 from remit.bootstrap import Remit
+from remit.core.audit.models import AuditEvent
 from remit.core.authorization.models import AccessRequest, Decision, Effect, parse_request_context
 from remit.core.registry.models import Sensitivity
-from remit.errors import InvalidRequest
+from remit.errors import AuditUnavailable, InvalidRequest
 from remit.http.problems import problem_responses
 from remit.wire.decisions import (
     AuthzenConfiguration,
@@ -37,6 +47,8 @@ __all__ = ["authzen_configuration", "decide", "evaluation", "evaluations"]
 
 _REQUEST_ID: Final = "X-Request-ID"
 _MAX_HEADER: Final = 128
+# A record not durable after this long is treated as not written: the caller gets 503 and must not act.
+_RECORD_TIMEOUT_SECONDS: Final = 30.0
 _Explain = QueryParameter(
     name="explain", description="dry run: include the facts decided on; uses no elevation, counts no strike"
 )
@@ -106,22 +118,49 @@ def access_request_of(body: DecisionIn, request: Request[Any, Any, Any]) -> Acce
     )
 
 
+async def _record(remit: Remit, event: AuditEvent) -> None:
+    """Return once `event` is durable; AuditUnavailable (503) when it cannot be made so."""
+    future = remit.record_soon(event)
+    if future is None:
+        await anyio.to_thread.run_sync(remit.audit.append, event)
+        return
+    try:
+        await asyncio.wait_for(asyncio.wrap_future(future), timeout=_RECORD_TIMEOUT_SECONDS)
+    except TimeoutError as exc:
+        msg = "the audit record could not be made durable in time"
+        raise AuditUnavailable(msg) from exc
+
+
+async def decide_and_record(
+    remit: Remit, requests: Sequence[AccessRequest], *, dry_run: bool = False
+) -> list[Decision]:
+    """Decide each request, make every record durable (one group commit for a batch), then answer."""
+    pending = [remit.decisions.prepare(r, dry_run=dry_run) for r in requests]
+    await asyncio.gather(*(_record(remit, p.record) for p in pending))
+    decisions = []
+    for item in pending:
+        if item.counts_strike:
+            decisions.append(await anyio.to_thread.run_sync(remit.decisions.complete, item))
+        else:
+            decisions.append(remit.decisions.complete(item))
+    return decisions
+
+
 @post(
     "/v1/decisions",
     status_code=200,
-    sync_to_thread=True,
     tags=["decisions"],
     security=[],
     responses=problem_responses(400, 413, 503),
 )
-def decide(
+async def decide(
     remit: NamedDependency[Remit],
     request: Request[Any, Any, Any],
     data: JSONBody[DecisionIn],
     explain: Annotated[bool, _Explain] = False,
 ) -> DecisionOut:
     """Decide one tool call (guardrails, then Cedar); recorded durably before the answer."""
-    decision = remit.decisions.decide(access_request_of(data, request), dry_run=explain)
+    (decision,) = await decide_and_record(remit, [access_request_of(data, request)], dry_run=explain)
     return decision_out(decision, explain=explain)
 
 
@@ -192,17 +231,17 @@ def _echo(request: Request[Any, Any, Any], body: Any) -> Response[Any]:  # noqa:
 @post(
     "/access/v1/evaluation",
     status_code=200,
-    sync_to_thread=True,
     tags=["authzen"],
     security=[],
     responses=problem_responses(400, 413, 503),
 )
-def evaluation(
+async def evaluation(
     remit: NamedDependency[Remit], request: Request[Any, Any, Any], data: JSONBody[AuthzenEvaluationIn]
 ) -> Response[AuthzenEvaluationOut]:
     """AuthZEN 1.0 Access Evaluation: `decision` is true only when Remit allows the call."""
     access, ignored = _authzen_access_request(data, request)
-    return _echo(request, _authzen_out(remit.decisions.decide(access), ignored))
+    (decision,) = await decide_and_record(remit, [access])
+    return _echo(request, _authzen_out(decision, ignored))
 
 
 def _merged(batch: AuthzenEvaluationsIn, item: AuthzenEvaluation) -> AuthzenEvaluationIn:
@@ -221,25 +260,30 @@ def _merged(batch: AuthzenEvaluationsIn, item: AuthzenEvaluation) -> AuthzenEval
 @post(
     "/access/v1/evaluations",
     status_code=200,
-    sync_to_thread=True,
     tags=["authzen"],
     security=[],
     responses=problem_responses(400, 413, 503),
 )
-def evaluations(
+async def evaluations(
     remit: NamedDependency[Remit], request: Request[Any, Any, Any], data: JSONBody[AuthzenEvaluationsIn]
 ) -> Response[Any]:
     """AuthZEN 1.0 Access Evaluations: several decisions, each recorded, answered in request order."""
     if not data.evaluations:
         # Without items the request is a single evaluation, answered as one (AuthZEN 1.0 §7.1).
-        single = _merged(data, AuthzenEvaluation())
-        access, ignored = _authzen_access_request(single, request)
-        return _echo(request, _authzen_out(remit.decisions.decide(access), ignored))
+        access, ignored = _authzen_access_request(_merged(data, AuthzenEvaluation()), request)
+        (decision,) = await decide_and_record(remit, [access])
+        return _echo(request, _authzen_out(decision, ignored))
     items = [_authzen_access_request(_merged(data, item), request) for item in data.evaluations]
     semantic = data.options.evaluations_semantic
-    answers: list[AuthzenEvaluationOut] = []
+    if semantic == "execute_all":
+        decided = await decide_and_record(remit, [access for access, _ in items])
+        answers = [_authzen_out(d, ignored) for d, (_, ignored) in zip(decided, items, strict=True)]
+        return _echo(request, AuthzenEvaluationsOut(evaluations=answers))
+    # Short-circuiting semantics: decide (and record) one at a time, and stop where the semantic says.
+    answers = []
     for access, ignored in items:
-        answer = _authzen_out(remit.decisions.decide(access), ignored)
+        (decision,) = await decide_and_record(remit, [access])
+        answer = _authzen_out(decision, ignored)
         answers.append(answer)
         if (semantic == "deny_on_first_deny" and not answer.decision) or (
             semantic == "permit_on_first_permit" and answer.decision
