@@ -52,6 +52,9 @@ from remit.settings import Settings
 
 _log = logging.getLogger(__name__)
 
+# How often the server copies the SQLite WAL into the database file, off the request path.
+_WAL_CHECKPOINT_SECONDS = 0.25
+
 __all__ = ["OperatorAuth", "Remit", "build", "ensure_operator_token", "upgrade_database"]
 
 
@@ -106,6 +109,7 @@ class Remit:
     decisions: DecisionService
     _stop: threading.Event = field(default_factory=threading.Event)
     _sweeper: threading.Thread | None = None
+    _checkpointer: threading.Thread | None = None
 
     def record_soon(self, event: AuditEvent) -> Future[SealedRecord] | None:
         """Queue an audit record for group commit without blocking (for the event loop's routes).
@@ -160,6 +164,16 @@ class Remit:
             self._stop.clear()
             self._sweeper = threading.Thread(target=self._sweep, name="remit-sweeper", daemon=True)
             self._sweeper.start()
+        if self._checkpointer is None and self.database.backend == "sqlite":
+            self._checkpointer = threading.Thread(target=self._checkpoint, name="remit-wal-checkpoint", daemon=True)
+            self._checkpointer.start()
+
+    def _checkpoint(self) -> None:
+        while not self._stop.wait(_WAL_CHECKPOINT_SECONDS):
+            try:
+                self.database.checkpoint()
+            except RemitError:
+                _log.warning("WAL checkpoint: store unavailable; will retry")
 
     def sweep_once(self) -> None:
         """Record expired tasks, close the registry-reaction crash window, and forget what can no longer matter."""
@@ -183,6 +197,9 @@ class Remit:
         if self._sweeper is not None:
             self._sweeper.join(timeout=5)
             self._sweeper = None
+        if self._checkpointer is not None:
+            self._checkpointer.join(timeout=5)
+            self._checkpointer = None
         self.feed.stop()
         self.policy_engine.stop()
         self.audit_writer.stop()  # commits what is queued; later appends take one transaction each

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from functools import cache
+from functools import cache, lru_cache
 
 from remit.errors import InvalidRequest
 
@@ -35,6 +35,7 @@ def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(".*" if part == "*" else re.escape(part) for part in parts), re.DOTALL)
 
 
+@lru_cache(maxsize=65_536)  # bounded: resource ids come from requests; the decision path asks the same ones
 def matches(pattern: str, resource: str) -> bool:
     """True when the concrete resource id matches the pattern."""
     return _compiled(pattern).fullmatch(resource) is not None
