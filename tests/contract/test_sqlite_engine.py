@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from remit.adapters.sql.engine import SqlDatabase
+from remit.adapters.sql.migrate import upgrade
 from remit.errors import InvalidRequest
 
 
@@ -31,3 +32,18 @@ def test_unknown_sync_level_is_refused(tmp_path: Path) -> None:
 def test_unsupported_backend_is_refused() -> None:
     with pytest.raises(InvalidRequest):
         SqlDatabase.connect("mysql://root@127.0.0.1/test")
+
+
+def test_a_wal_checkpoint_runs_beside_readers_and_writers(tmp_path: Path) -> None:
+    """The server's background checkpoint works while a reader holds a snapshot, and loses nothing."""
+    database = SqlDatabase.connect(f"sqlite:///{tmp_path / 'remit.db'}")
+    try:
+        upgrade(database.engine)
+        with database.engine.connect() as reader:
+            reader.exec_driver_sql("SELECT count(*) FROM alembic_version").scalar()
+            database.checkpoint()  # PASSIVE: never waits for the reader, never fails because of it
+        database.checkpoint()
+        with database.engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT count(*) FROM alembic_version").scalar() == 1
+    finally:
+        database.dispose()

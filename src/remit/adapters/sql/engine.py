@@ -8,6 +8,7 @@ The unit of work satisfies every feature's transaction protocol structurally (`r
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import threading
 
 from collections.abc import Callable, Iterator
@@ -180,9 +181,13 @@ class SqlDatabase:
         if self.engine.dialect.name != "sqlite":
             return
         try:
-            with self.engine.connect() as connection:
-                connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
-        except SQLAlchemyError as exc:
+            # A raw autocommit connection: a checkpoint cannot run inside the transaction SQLAlchemy begins.
+            raw = self.engine.raw_connection()
+            try:
+                raw.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").close()
+            finally:
+                raw.close()
+        except (SQLAlchemyError, sqlite3.Error) as exc:
             msg = "the store is unavailable"
             raise Unavailable(msg) from exc
 
