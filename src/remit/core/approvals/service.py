@@ -629,9 +629,10 @@ class ApprovalService:
                 justification=why,
                 review_state=ReviewState.OPEN,
             )
+            tx.approvals.add(request)
             elevation = self._grant(tx, request, task, now, ttl=window, uses=None, break_glass=True)
             request = replace(request, elevation_id=elevation.id)
-            tx.approvals.add(request)
+            tx.approvals.update(request)
             data = {
                 "severity": "high",
                 "holder": holder.name,
