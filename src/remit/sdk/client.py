@@ -31,14 +31,14 @@ from remit.errors import (
 from remit.sdk.evidence import EvidenceSource
 from remit.sdk.task import TaskSession
 from remit.wire.approvals import (
-    AnswerIn,
+    ApprovalAnswer,
     ApprovalOut,
     BreakGlassIn,
+    BreakGlassReview,
     OperatorCreated,
     OperatorDisableIn,
     OperatorIn,
     OperatorOut,
-    ReviewIn,
 )
 from remit.wire.audit import AuditEventsOut, OcsfEventsOut, TraceOut, VerificationOut
 from remit.wire.decisions import DecisionIn, DecisionOut
@@ -519,12 +519,14 @@ class RemitClient:
     def approve(self, approval_id: str, *, reason: str = "") -> ApprovalOut:
         """POST /v1/approvals/{id}/approve with an approver account's token."""
         return self._call(
-            ApprovalOut, "POST", f"/v1/approvals/{_ref(approval_id)}/approve", body=AnswerIn(reason=reason)
+            ApprovalOut, "POST", f"/v1/approvals/{_ref(approval_id)}/approve", body=ApprovalAnswer(reason=reason)
         )
 
     def deny(self, approval_id: str, *, reason: str) -> ApprovalOut:
         """POST /v1/approvals/{id}/deny with an approver account's token; the reason is required."""
-        return self._call(ApprovalOut, "POST", f"/v1/approvals/{_ref(approval_id)}/deny", body=AnswerIn(reason=reason))
+        return self._call(
+            ApprovalOut, "POST", f"/v1/approvals/{_ref(approval_id)}/deny", body=ApprovalAnswer(reason=reason)
+        )
 
     def break_glass(self, grant: BreakGlassIn) -> ApprovalOut:
         """POST /v1/breakglass: self-grant a short elevation (break-glass account); loud and reviewed."""
@@ -539,7 +541,9 @@ class RemitClient:
 
     def review_break_glass(self, approval_id: str, *, notes: str) -> ApprovalOut:
         """POST /v1/breakglass/{id}/review: close the post-use review (auditor account)."""
-        return self._call(ApprovalOut, "POST", f"/v1/breakglass/{_ref(approval_id)}/review", body=ReviewIn(notes=notes))
+        return self._call(
+            ApprovalOut, "POST", f"/v1/breakglass/{_ref(approval_id)}/review", body=BreakGlassReview(notes=notes)
+        )
 
     # ------------------------------------------------------------ operator accounts (admin)
 

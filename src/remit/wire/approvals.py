@@ -9,16 +9,16 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
-    "AnswerIn",
+    "ApprovalAnswer",
     "ApprovalOut",
     "BreakGlassIn",
+    "BreakGlassReview",
     "ElevationOut",
     "HistoryItem",
     "OperatorCreated",
     "OperatorDisableIn",
     "OperatorIn",
     "OperatorOut",
-    "ReviewIn",
     "VoteOut",
 ]
 
@@ -67,7 +67,7 @@ class OperatorDisableIn(_In):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-class AnswerIn(_In):
+class ApprovalAnswer(_In):
     """An approver's answer; a denial needs a reason."""
 
     reason: str = Field(default="", max_length=2000)
@@ -158,7 +158,7 @@ class BreakGlassIn(_In):
     ttl_seconds: int | None = Field(default=None, ge=30, le=900)
 
 
-class ReviewIn(_In):
+class BreakGlassReview(_In):
     """The auditor's findings on a break-glass use."""
 
     notes: str = Field(min_length=1, max_length=2000)

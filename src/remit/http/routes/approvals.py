@@ -31,16 +31,16 @@ from remit.http.auth import bearer_token
 from remit.http.problems import problem_responses
 from remit.http.routes.tasks import request_url
 from remit.wire.approvals import (
-    AnswerIn,
+    ApprovalAnswer,
     ApprovalOut,
     BreakGlassIn,
+    BreakGlassReview,
     ElevationOut,
     HistoryItem,
     OperatorCreated,
     OperatorDisableIn,
     OperatorIn,
     OperatorOut,
-    ReviewIn,
     VoteOut,
 )
 from remit.wire.registry import Page
@@ -227,7 +227,7 @@ class ApprovalController(Controller):
     )
     def approve(
         self,
-        data: JSONBody[AnswerIn],
+        data: JSONBody[ApprovalAnswer],
         remit: NamedDependency[Remit],
         request: Request[Any, Any, Any],
         approval_id: str = _Id,
@@ -244,7 +244,7 @@ class ApprovalController(Controller):
     )
     def deny(
         self,
-        data: JSONBody[AnswerIn],
+        data: JSONBody[ApprovalAnswer],
         remit: NamedDependency[Remit],
         request: Request[Any, Any, Any],
         approval_id: str = _Id,
@@ -299,7 +299,7 @@ class BreakGlassController(Controller):
     )
     def review(
         self,
-        data: JSONBody[ReviewIn],
+        data: JSONBody[BreakGlassReview],
         remit: NamedDependency[Remit],
         request: Request[Any, Any, Any],
         approval_id: str = _Id,
