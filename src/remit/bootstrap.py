@@ -10,6 +10,7 @@ import os
 import secrets
 import threading
 
+from collections.abc import Callable, Collection
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,13 +28,17 @@ from remit.adapters.sql.engine import SqlDatabase
 from remit.adapters.sql.migrate import current_revision, head_revision
 from remit.adapters.sql.migrate import upgrade as upgrade_schema
 from remit.adapters.sql.revocation_feed import RevocationFeed
+from remit.adapters.webhooks import Webhook, WebhookNotifier, sql_recorder
+from remit.core.approvals.models import OperatorAccount, OperatorRole
+from remit.core.approvals.ports import NoNotifier, Notifier
+from remit.core.approvals.rules import ApprovalRule, ApprovalRules, Window
+from remit.core.approvals.service import ApprovalService, ElevationBook, OperatorService
 from remit.core.attestation.ports import Attestor
 from remit.core.attestation.service import AttestationService
 from remit.core.audit.models import AuditActor, AuditEvent, SealedRecord
 from remit.core.audit.service import AuditLog
 from remit.core.authorization.facts import CachedFacts
 from remit.core.authorization.policies import PolicyService, PolicySetChanged
-from remit.core.authorization.ports import NoElevations
 from remit.core.authorization.service import DecisionService
 from remit.core.authorization.strikes import AuditObjectiveStrikes
 from remit.core.clock import Clock, SystemClock
@@ -47,7 +52,7 @@ from remit.core.ids import IdFactory, RandomIdFactory
 from remit.core.registry.models import RiskClass
 from remit.core.registry.service import RegistryService
 from remit.core.tasks.service import TaskService
-from remit.errors import CredentialInvalid, RemitError, Unauthenticated, Unavailable
+from remit.errors import CredentialInvalid, Forbidden, RemitError, Unauthenticated, Unavailable
 from remit.settings import Settings
 
 _log = logging.getLogger(__name__)
@@ -55,27 +60,71 @@ _log = logging.getLogger(__name__)
 # How often the server copies the SQLite WAL into the database file, off the request path.
 _WAL_CHECKPOINT_SECONDS = 0.25
 
-__all__ = ["OperatorAuth", "Remit", "build", "ensure_operator_token", "upgrade_database"]
+__all__ = [
+    "ACCOUNT_TOKEN_PREFIX",
+    "Operator",
+    "OperatorAuth",
+    "Remit",
+    "build",
+    "ensure_operator_token",
+    "upgrade_database",
+]
+
+# Every operator token starts so: the bootstrap token and the accounts' tokens alike.
+ACCOUNT_TOKEN_PREFIX = "remit_op_"  # noqa: S105 - a prefix, not a secret
+
+
+@dataclass(frozen=True, slots=True)
+class Operator:
+    """An authenticated person: the bootstrap operator (an admin) or an operator account with its roles."""
+
+    name: str
+    roles: frozenset[OperatorRole]
+    account: OperatorAccount | None = None
+
+    def has(self, role: OperatorRole) -> bool:
+        return role in self.roles
 
 
 @dataclass(frozen=True, slots=True)
 class OperatorAuth:
-    """Checks the operator bearer token in constant time; only its SHA-256 digest is kept in memory."""
+    """Checks operator bearer tokens: the bootstrap token and operator accounts' tokens.
+
+    The bootstrap token is an admin, compared in constant time and kept only as its SHA-256 digest.
+    Accounts' tokens are looked up by digest on every request, so a disabled account stops at once.
+    Task credentials are never operator tokens.
+    """
 
     name: str
     _digest: bytes = field(repr=False)
+    _accounts: Callable[[str], OperatorAccount | None] | None = field(default=None, repr=False)
 
     @classmethod
-    def from_token(cls, name: str, token: str) -> OperatorAuth:
-        return cls(name=name, _digest=hashlib.sha256(token.encode()).digest())
+    def from_token(
+        cls, name: str, token: str, accounts: Callable[[str], OperatorAccount | None] | None = None
+    ) -> OperatorAuth:
+        return cls(name=name, _digest=hashlib.sha256(token.encode()).digest(), _accounts=accounts)
 
-    def authenticate(self, presented: str | None) -> str:
-        """Return the operator name, or raise Unauthenticated."""
+    def identify(self, presented: str | None) -> Operator:
+        """Who holds this token, or raise Unauthenticated."""
         candidate = hashlib.sha256((presented or "").encode()).digest()
-        if not presented or not hmac.compare_digest(candidate, self._digest):
-            msg = "a valid operator token is required"
-            raise Unauthenticated(msg)
-        return self.name
+        if presented and hmac.compare_digest(candidate, self._digest):
+            return Operator(self.name, frozenset({OperatorRole.ADMIN}))
+        if presented and presented.startswith(ACCOUNT_TOKEN_PREFIX) and self._accounts is not None:
+            account = self._accounts(presented)
+            if account is not None:
+                return Operator(account.name, account.roles, account)
+        msg = "a valid operator token is required"
+        raise Unauthenticated(msg)
+
+    def authenticate(self, presented: str | None, *, roles: Collection[OperatorRole] = (OperatorRole.ADMIN,)) -> str:
+        """Return the operator name if the token's holder has one of `roles` (admin by default)."""
+        operator = self.identify(presented)
+        if not any(operator.has(role) for role in roles):
+            wanted = " or ".join(r.value for r in roles)
+            msg = f"this needs the {wanted} role"
+            raise Forbidden(msg)
+        return operator.name
 
 
 @dataclass(slots=True)
@@ -107,6 +156,10 @@ class Remit:
     policies: PolicyService
     policy_engine: CedarPolicyEngine
     decisions: DecisionService
+    approvals: ApprovalService
+    operators: OperatorService
+    elevations: ElevationBook
+    notifier: Notifier
     _stop: threading.Event = field(default_factory=threading.Event)
     _sweeper: threading.Thread | None = None
     _checkpointer: threading.Thread | None = None
@@ -182,6 +235,7 @@ class Remit:
         self.tasks.expire_overdue()
         self.tasks.reconcile()
         self.evidence_uses.purge(now)
+        self.approvals.expire_overdue()
         longest = dt.timedelta(seconds=self.settings.credentials.max_task_duration_seconds)
         self.index.prune(now - longest)
 
@@ -203,6 +257,8 @@ class Remit:
         self.feed.stop()
         self.policy_engine.stop()
         self.audit_writer.stop()  # commits what is queued; later appends take one transaction each
+        if isinstance(self.notifier, WebhookNotifier):
+            self.notifier.close()
         self.database.dispose()
 
 
@@ -216,7 +272,7 @@ def ensure_operator_token(settings: Settings) -> tuple[str, bool]:
         if token:
             return token, False
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    token = "remit_op_" + secrets.token_urlsafe(32)
+    token = ACCOUNT_TOKEN_PREFIX + secrets.token_urlsafe(32)
     _write_private(path, token + "\n")
     return token, True
 
@@ -335,6 +391,54 @@ def _attestors(settings: Settings, clock: Clock) -> list[Attestor]:
     return attestors
 
 
+def _approval_rules(settings: Settings) -> ApprovalRules:
+    a = settings.approvals
+    required = {c: 2 if c.value in a.two_approver_classes else 1 for c in RiskClass}
+    rules = tuple(
+        ApprovalRule(function=r.function, risk_class=r.risk_class, approvers=tuple(r.approvers), required=r.required)
+        for r in a.rules
+    )
+    return ApprovalRules(rules=rules, required=required, default_approvers=tuple(a.default_approvers))
+
+
+def _approvals(
+    settings: Settings, database: SqlDatabase, clock: Clock, ids: IdFactory
+) -> tuple[Notifier, ApprovalService, OperatorService, ElevationBook]:
+    a = settings.approvals
+    notifier: Notifier = NoNotifier()
+    if a.webhooks:
+        notifier = WebhookNotifier(
+            [Webhook(w.group, w.url, w.secret.get_secret_value().encode()) for w in a.webhooks],
+            clock=clock,
+            ids=ids,
+            record=sql_recorder(database, clock=clock, ids=ids),
+            attempts=a.webhook_attempts,
+            backoff_seconds=a.webhook_backoff_seconds,
+            timeout_seconds=a.webhook_timeout_seconds,
+        )
+    approvals = ApprovalService(
+        database.transaction,
+        clock=clock,
+        ids=ids,
+        rules=_approval_rules(settings),
+        notifier=notifier,
+        request_timeout=dt.timedelta(seconds=a.request_timeout_seconds),
+        window=Window(uses=a.elevation_uses or None, ttl=dt.timedelta(seconds=a.elevation_ttl_seconds)),
+        breakglass_ttl=dt.timedelta(seconds=a.breakglass_ttl_seconds),
+        breakglass_alert_groups=a.breakglass_alert_groups,
+    )
+    operators = OperatorService(
+        database.transaction,
+        reads=database.reading,  # a token is looked up per request: never behind the writer lock
+        clock=clock,
+        ids=ids,
+        new_token=lambda: ACCOUNT_TOKEN_PREFIX + secrets.token_urlsafe(32),
+    )
+    # Found without the writer lock (a read on the decision path); used in a write transaction.
+    elevations = ElevationBook(database.transaction, database.reading, clock=clock, ids=ids)
+    return notifier, approvals, operators, elevations
+
+
 def build(settings: Settings, *, clock: Clock | None = None, ids: IdFactory | None = None) -> Remit:
     """Wire Remit from settings; the only place adapters are constructed. Call `start()` to run background work."""
     _prepare_home(settings)
@@ -397,6 +501,8 @@ def build(settings: Settings, *, clock: Clock | None = None, ids: IdFactory | No
     policy_engine = CedarPolicyEngine(policies, entity_cache_size=settings.policy.entity_cache_size)
     bus.subscribe(PolicySetChanged, policy_engine.on_policy_set_changed)
 
+    notifier, approvals, operators, elevations = _approvals(settings, database, clock, ids)
+
     def end_task(task_id: str, *, reason: str) -> None:
         tasks.revoke(task_id, reason=reason, actor=AuditActor.system())
 
@@ -404,7 +510,7 @@ def build(settings: Settings, *, clock: Clock | None = None, ids: IdFactory | No
         verifier=verifier,
         facts=facts,
         policies=policy_engine,
-        elevations=NoElevations(),
+        elevations=elevations,
         audit=audit,
         strikes=AuditObjectiveStrikes(audit),
         end_task=end_task,
@@ -412,6 +518,7 @@ def build(settings: Settings, *, clock: Clock | None = None, ids: IdFactory | No
         ids=ids,
         gateway_audiences=settings.credentials.gateway_audiences,
         strike_threshold=settings.decisions.out_of_objective_threshold,
+        approvals=approvals,
     )
     return Remit(
         settings=settings,
@@ -420,7 +527,7 @@ def build(settings: Settings, *, clock: Clock | None = None, ids: IdFactory | No
         ids=ids,
         bus=bus,
         registry=registry,
-        operator=OperatorAuth.from_token(settings.operator_name, token),
+        operator=OperatorAuth.from_token(settings.operator_name, token, accounts=operators.identify),
         key_ring=key_ring,
         signer=signer,
         tokens=tokens,
@@ -439,4 +546,8 @@ def build(settings: Settings, *, clock: Clock | None = None, ids: IdFactory | No
         policies=policies,
         policy_engine=policy_engine,
         decisions=decisions,
+        approvals=approvals,
+        operators=operators,
+        elevations=elevations,
+        notifier=notifier,
     )

@@ -5,7 +5,7 @@
   x Unauthenticated          401
     + CredentialExpired, CredentialRevoked, CredentialInvalid, AttestationFailed
   x Forbidden                403
-    + AgentUntraceable, Denied, ApprovalRequired
+    + AgentUntraceable, Denied (+ ApprovalDenied), ApprovalRequired, ApprovalExpired
   x NotFound                 404
   x MethodNotAllowed         405
   x Conflict                 409
@@ -29,6 +29,8 @@ from typing import Any, ClassVar, Final
 
 __all__ = [
     "AgentUntraceable",
+    "ApprovalDenied",
+    "ApprovalExpired",
     "ApprovalRequired",
     "AttestationFailed",
     "AuditUnavailable",
@@ -67,6 +69,8 @@ class ErrorCode(StrEnum):
     AGENT_UNTRACEABLE = "agent_untraceable"
     DENIED = "denied"
     APPROVAL_REQUIRED = "approval_required"
+    APPROVAL_DENIED = "approval_denied"
+    APPROVAL_EXPIRED = "approval_expired"
     NOT_FOUND = "not_found"
     CONFLICT = "conflict"
     TASK_NOT_ACTIVE = "task_not_active"
@@ -192,6 +196,20 @@ class ApprovalRequired(Forbidden):
 
     code = ErrorCode.APPROVAL_REQUIRED
     title = "Approval required"
+
+
+class ApprovalDenied(Denied):
+    """An approver denied the approval request; `details` carry its id and the approver's reason."""
+
+    code = ErrorCode.APPROVAL_DENIED
+    title = "Approval denied"
+
+
+class ApprovalExpired(Forbidden):
+    """The approval request timed out before enough approvers answered; `details` carry its id."""
+
+    code = ErrorCode.APPROVAL_EXPIRED
+    title = "Approval expired"
 
 
 class NotFound(RemitError):

@@ -18,6 +18,8 @@ from pydantic_settings import (
 )
 
 __all__ = [
+    "ApprovalRuleSettings",
+    "ApprovalSettings",
     "AttestationSettings",
     "CredentialSettings",
     "DecisionSettings",
@@ -28,6 +30,7 @@ __all__ = [
     "Settings",
     "SpiffeBundleSettings",
     "StoreSettings",
+    "WebhookSettings",
 ]
 
 DEFAULT_HOME = Path(".remit")
@@ -130,6 +133,49 @@ class PolicySettings(BaseModel):
     entity_cache_size: int = Field(default=4096, ge=16, le=1_000_000)
 
 
+_RiskClassName = Literal["read", "write", "deploy", "payment", "export", "admin"]
+
+
+class ApprovalRuleSettings(BaseModel):
+    """Who approves calls of a risk class in a business function; `required` empty takes the risk tier's default."""
+
+    function: str = Field(default="*", description="business function name or id; * for any")
+    risk_class: Literal["*", "read", "write", "deploy", "payment", "export", "admin"] = "*"
+    approvers: list[str] = Field(
+        default_factory=lambda: ["owner", "approvers"], min_length=1, description="`owner` and/or group names"
+    )
+    required: int | None = Field(default=None, ge=1, le=5, description="distinct approvals needed")
+
+
+class WebhookSettings(BaseModel):
+    """Where an approver group is told about requests and alerts: JSON, HMAC-SHA256 signed with `secret`."""
+
+    group: str = Field(pattern=r"^[a-z0-9][a-z0-9._@-]{0,62}$")
+    url: str = Field(pattern=r"^https?://", max_length=2048)
+    secret: SecretStr
+
+
+class ApprovalSettings(BaseModel):
+    """Step-up approvals, elevations and break-glass (C16-C19, C30); defaults follow the risk tiers."""
+
+    rules: list[ApprovalRuleSettings] = Field(default_factory=list)
+    default_approvers: list[str] = Field(default_factory=lambda: ["owner", "approvers"], min_length=1)
+    two_approver_classes: list[_RiskClassName] = Field(
+        default_factory=lambda: list[_RiskClassName](["payment", "export", "admin"]),
+        description="risk classes that need two distinct approvers unless a rule says otherwise",
+    )
+    request_timeout_seconds: int = Field(default=900, ge=30, le=86_400)
+    elevation_ttl_seconds: int = Field(default=300, ge=10, le=900, description="at most 15 minutes")
+    elevation_uses: int = Field(default=1, ge=0, le=100, description="0: any number of uses within the TTL")
+    breakglass_ttl_seconds: int = Field(default=600, ge=30, le=900)
+    breakglass_alert_groups: list[str] = Field(default_factory=lambda: ["security"])
+    max_wait_seconds: float = Field(default=30.0, ge=0, le=120, description="longest long-poll of an approval")
+    webhooks: list[WebhookSettings] = Field(default_factory=list)
+    webhook_attempts: int = Field(default=5, ge=1, le=20)
+    webhook_backoff_seconds: float = Field(default=1.0, ge=0.0, le=300)
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+
+
 class _EnvSource(EnvSettingsSource):
     """REMIT_* variables, except that a plain-URL REMIT_SERVER (the CLI's "which server") is not our section."""
 
@@ -156,6 +202,7 @@ class Settings(BaseSettings):
     credentials: CredentialSettings = CredentialSettings()
     decisions: DecisionSettings = DecisionSettings()
     policy: PolicySettings = PolicySettings()
+    approvals: ApprovalSettings = ApprovalSettings()
     audit_hmac_key_file: Path | None = Field(default=None, description="empty means <home>/audit-hmac-key")
 
     @classmethod

@@ -64,9 +64,10 @@ class _TokenlessClient(RemitClient):
         json: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
     ) -> httpx.Response:
         try:
-            return super()._request(method, path, json=json, params=params, headers=headers)
+            return super()._request(method, path, json=json, params=params, headers=headers, timeout=timeout)
         except Unauthenticated as exc:
             msg = f"{exc.message} (no operator token found: set REMIT_TOKEN, or --token-file / REMIT_TOKEN_FILE)"
             raise Unauthenticated(msg) from exc

@@ -13,6 +13,7 @@ from typer.core import TyperGroup
 from remit.cli.commands import (
     agent,
     apply,
+    approvals,
     audit,
     credential,
     function,
@@ -87,5 +88,20 @@ def _root(
     ctx.obj = CliState(server=server_url, token=token, token_file=token_file, printer=Printer(output))
 
 
-for _module in (server, keys, owner, function, agent, tool, workflow, grant, policy, apply, task, credential, audit):
+for _module in (
+    server,
+    keys,
+    owner,
+    function,
+    agent,
+    tool,
+    workflow,
+    grant,
+    policy,
+    apply,
+    task,
+    credential,
+    audit,
+    approvals,
+):
     _module.register(app)

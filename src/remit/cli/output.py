@@ -47,6 +47,8 @@ EXIT_CODE_BY_CODE: Final[Mapping[ErrorCode, int]] = {
     ErrorCode.AGENT_UNTRACEABLE: 4,
     ErrorCode.DENIED: 4,
     ErrorCode.APPROVAL_REQUIRED: 4,
+    ErrorCode.APPROVAL_DENIED: 4,
+    ErrorCode.APPROVAL_EXPIRED: 4,
     ErrorCode.NOT_FOUND: 5,
     ErrorCode.CONFLICT: 6,
     ErrorCode.TASK_NOT_ACTIVE: 6,

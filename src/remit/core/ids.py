@@ -43,6 +43,9 @@ PREFIXES: Final[dict[str, str]] = {
     "credential": "crd",
     "decision": "dec",
     "approval": "apr",
+    "elevation": "elv",
+    "operator": "opr",
+    "delivery": "dlv",
     "event": "evt",
     "policy": "pol",
 }

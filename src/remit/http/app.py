@@ -18,6 +18,7 @@ from remit.http.boundary import Boundary
 from remit.http.metrics import HttpMetrics
 from remit.http.problems import exception_handlers
 from remit.http.routes import decisions, health, oauth
+from remit.http.routes.approvals import ApprovalController, BreakGlassController, OperatorController
 from remit.http.routes.audit import AuditController, trace
 from remit.http.routes.policies import PolicyController
 from remit.http.routes.registry import (
@@ -66,6 +67,8 @@ def _openapi() -> OpenAPIConfig:
                 ("policies", "Cedar policies: versioned, validated against the registry's schema, activated by name"),
                 ("reports", "registry reports"),
                 ("tasks", "tasks and their credentials: declared by attested agents"),
+                ("approvals", "step-up approvals, elevations and break-glass: answered by people, never agents"),
+                ("operators", "operator accounts: people with roles (admin, approver, auditor, break-glass)"),
                 ("audit", "the hash-chained audit log: traces, verification, export and checkpoints"),
                 ("oauth", "RFC 8693 token exchange, RFC 7662 introspection, RFC 7009 revocation"),
                 ("discovery", "JWKS and RFC 8414 metadata"),
@@ -104,6 +107,7 @@ def create_app(remit: Remit) -> Litestar:
             GrantController,
             PolicyController,
             AuditController,
+            OperatorController,
         ],
         guards=[operator_guard],
         security=[{OPERATOR_SCHEME: []}],
@@ -113,6 +117,8 @@ def create_app(remit: Remit) -> Litestar:
         route_handlers=[
             v1,
             TaskController,
+            ApprovalController,
+            BreakGlassController,
             trace,
             decisions.decide,
             decisions.evaluation,

@@ -59,6 +59,8 @@ STATUS_BY_CODE: Final[Mapping[ErrorCode, int]] = MappingProxyType(
         ErrorCode.AGENT_UNTRACEABLE: 403,
         ErrorCode.DENIED: 403,
         ErrorCode.APPROVAL_REQUIRED: 403,
+        ErrorCode.APPROVAL_DENIED: 403,
+        ErrorCode.APPROVAL_EXPIRED: 403,
         ErrorCode.NOT_FOUND: 404,
         ErrorCode.METHOD_NOT_ALLOWED: 405,
         ErrorCode.CONFLICT: 409,

@@ -30,6 +30,16 @@ from remit.errors import (
 )
 from remit.sdk.evidence import EvidenceSource
 from remit.sdk.task import TaskSession
+from remit.wire.approvals import (
+    ApprovalAnswer,
+    ApprovalOut,
+    BreakGlassIn,
+    BreakGlassReview,
+    OperatorCreated,
+    OperatorDisableIn,
+    OperatorIn,
+    OperatorOut,
+)
 from remit.wire.audit import AuditEventsOut, OcsfEventsOut, TraceOut, VerificationOut
 from remit.wire.decisions import DecisionIn, DecisionOut
 from remit.wire.policies import (
@@ -163,10 +173,12 @@ class RemitClient:
         json: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
     ) -> httpx.Response:
         clean = {k: v for k, v in (params or {}).items() if v is not None}
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
         try:
-            response = self._http.request(method, path, json=json, params=clean, headers=headers)
+            response = self._http.request(method, path, json=json, params=clean, headers=headers, **extra)
         except httpx.TimeoutException as exc:
             msg = f"the Remit server at {self.base_url} did not answer in time"
             raise Unavailable(msg) from exc
@@ -478,6 +490,73 @@ class RemitClient:
         """
         params = {"explain": "true"} if explain else None
         return self._call(DecisionOut, "POST", "/v1/decisions", body=request, params=params)
+
+    # ------------------------------------------------------------ approvals and break-glass
+
+    def list_approvals(
+        self,
+        *,
+        state: str | None = None,
+        task: str | None = None,
+        limit: int | None = None,
+        after: str | None = None,
+    ) -> Page[ApprovalOut]:
+        """GET /v1/approvals: approval requests, oldest first (approver, auditor or admin token)."""
+        params = {"state": state, "task": task, "limit": limit, "after": after}
+        return _parse(Page[ApprovalOut], self._request("GET", "/v1/approvals", params=params))
+
+    def get_approval(
+        self, approval_id: str, *, wait: float | None = None, credential: str | None = None
+    ) -> ApprovalOut:
+        """GET /v1/approvals/{id}: `wait` long-polls while pending; `credential` is the agent's own task credential."""
+        headers = _credential_header(credential) if credential else None
+        timeout = None if not wait else wait + DEFAULT_TIMEOUT_SECONDS
+        response = self._request(
+            "GET", f"/v1/approvals/{_ref(approval_id)}", params={"wait": wait}, headers=headers, timeout=timeout
+        )
+        return _parse(ApprovalOut, response)
+
+    def approve(self, approval_id: str, *, reason: str = "") -> ApprovalOut:
+        """POST /v1/approvals/{id}/approve with an approver account's token."""
+        return self._call(
+            ApprovalOut, "POST", f"/v1/approvals/{_ref(approval_id)}/approve", body=ApprovalAnswer(reason=reason)
+        )
+
+    def deny(self, approval_id: str, *, reason: str) -> ApprovalOut:
+        """POST /v1/approvals/{id}/deny with an approver account's token; the reason is required."""
+        return self._call(
+            ApprovalOut, "POST", f"/v1/approvals/{_ref(approval_id)}/deny", body=ApprovalAnswer(reason=reason)
+        )
+
+    def break_glass(self, grant: BreakGlassIn) -> ApprovalOut:
+        """POST /v1/breakglass: self-grant a short elevation (break-glass account); loud and reviewed."""
+        return self._call(ApprovalOut, "POST", "/v1/breakglass", body=grant)
+
+    def list_break_glass(
+        self, *, unreviewed: bool = False, limit: int | None = None, after: str | None = None
+    ) -> Page[ApprovalOut]:
+        """GET /v1/breakglass: break-glass grants, optionally only those whose review is open."""
+        params = {"unreviewed": "true" if unreviewed else None, "limit": limit, "after": after}
+        return _parse(Page[ApprovalOut], self._request("GET", "/v1/breakglass", params=params))
+
+    def review_break_glass(self, approval_id: str, *, notes: str) -> ApprovalOut:
+        """POST /v1/breakglass/{id}/review: close the post-use review (auditor account)."""
+        return self._call(
+            ApprovalOut, "POST", f"/v1/breakglass/{_ref(approval_id)}/review", body=BreakGlassReview(notes=notes)
+        )
+
+    # ------------------------------------------------------------ operator accounts (admin)
+
+    def add_operator(self, operator: OperatorIn) -> OperatorCreated:
+        """POST /v1/operators: the account and its token, shown once."""
+        return self._call(OperatorCreated, "POST", "/v1/operators", body=operator)
+
+    def list_operators(self, *, limit: int | None = None, after: str | None = None) -> Page[OperatorOut]:
+        return self._page(OperatorOut, "/v1/operators", limit=limit, after=after)
+
+    def disable_operator(self, name: str, *, reason: str) -> OperatorOut:
+        body = OperatorDisableIn(reason=reason)
+        return self._call(OperatorOut, "POST", f"/v1/operators/{_ref(name)}/disable", body=body)
 
     # ------------------------------------------------------------ audit (the operator side)
 

@@ -8,12 +8,14 @@ re-issued with fresh evidence when it nears expiry or after an objective change.
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, Self
 
-from remit.errors import RemitError, TaskNotActive
+from remit.errors import ApprovalDenied, ApprovalExpired, ApprovalRequired, Denied, RemitError, TaskNotActive
+from remit.wire.approvals import ApprovalOut
 from remit.wire.decisions import DecisionIn, DecisionOut
 from remit.wire.tasks import CredentialOut, TaskIn, TaskOut
 
@@ -25,6 +27,8 @@ __all__ = ["TaskSession"]
 
 # Re-issue this long before expiry so a call in flight never carries an expired credential.
 REFRESH_MARGIN: Final = dt.timedelta(seconds=30)
+# One long-poll asks the server to hold the request at most this long.
+LONG_POLL_SECONDS: Final = 25.0
 
 
 class TaskSession:
@@ -99,6 +103,74 @@ class TaskSession:
             credential=self.token, tool=tool, action=action, resource=resource, context=dict(context or {})
         )
         return self._client.decide(request, explain=True)
+
+    def call(
+        self,
+        tool: str,
+        action: str,
+        resource: str,
+        *,
+        context: Mapping[str, str | int | bool] | None = None,
+        audience: str | None = None,
+        wait_for_approval: float | None = None,
+    ) -> DecisionOut:
+        """Decide this call for real (it uses an elevation when one covers it); returns the allow.
+
+        On `step_up`, without `wait_for_approval` it raises `ApprovalRequired` naming the approval
+        request; with it, it waits up to that many seconds for the approvers (long-polling with the
+        task credential), then decides again: the approved elevation covers exactly this call.
+        Raises `ApprovalDenied` or `ApprovalExpired` when the request ends without approval,
+        `ApprovalRequired` when the wait ran out, and `Denied` for a refusal.
+        """
+
+        def decide() -> DecisionOut:
+            request = DecisionIn(
+                credential=self.token,
+                tool=tool,
+                action=action,
+                resource=resource,
+                audience=audience,
+                context=dict(context or {}),
+            )
+            return self._client.decide(request)
+
+        decision = decide()
+        if decision.effect == "step_up" and decision.approval_id is not None:
+            if wait_for_approval is None:
+                raise ApprovalRequired(
+                    "this call needs a human approval",
+                    details={"approval_id": decision.approval_id, "decision_id": decision.decision_id},
+                )
+            self.wait_for_approval(decision.approval_id, timeout=wait_for_approval)
+            decision = decide()
+        if decision.allowed:
+            return decision
+        reasons = [r.id for r in decision.reasons]
+        details = {"decision_id": decision.decision_id, "reasons": reasons, "effect": decision.effect}
+        if decision.approval_id is not None:
+            details["approval_id"] = decision.approval_id
+        raise Denied(f"the call was not allowed ({', '.join(reasons) or decision.effect})", details=details)
+
+    def wait_for_approval(self, approval_id: str, *, timeout: float) -> ApprovalOut:
+        """Wait (long-poll) until the approval request is approved; raise if it is denied, expires, or time runs out."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            remaining = deadline - time.monotonic()
+            approval = self._client.get_approval(
+                approval_id, wait=max(0.0, min(remaining, LONG_POLL_SECONDS)), credential=self.token
+            )
+            details = {"approval_id": approval_id, "state": approval.state}
+            if approval.state == "approved":
+                return approval
+            if approval.state == "denied":
+                raise ApprovalDenied(
+                    f"the approval request was denied: {approval.reason or 'no reason'}",
+                    details={**details, "reason": approval.reason},
+                )
+            if approval.state == "expired":
+                raise ApprovalExpired("the approval request timed out before it was approved", details=details)
+            if time.monotonic() >= deadline:
+                raise ApprovalRequired(f"still waiting for approval after {timeout:g} s", details=details)
 
     def refresh(self) -> CredentialOut:
         """A new credential for this task, with fresh evidence."""

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
 
+from remit.adapters.sql.approvals import SqlApprovalStore, SqlOperatorStore
 from remit.adapters.sql.audit import SqlAuditStore
 from remit.adapters.sql.credentials import SqlCredentialStore, SqlIssuanceStore
 from remit.adapters.sql.policies import SqlPolicyStore
@@ -44,6 +45,8 @@ class SqlTransaction:
     credentials: SqlCredentialStore
     issuance: SqlIssuanceStore
     policies: SqlPolicyStore
+    approvals: SqlApprovalStore
+    operators: SqlOperatorStore
 
     @classmethod
     def on(cls, connection: Connection) -> SqlTransaction:
@@ -57,6 +60,8 @@ class SqlTransaction:
             credentials=SqlCredentialStore(connection),
             issuance=SqlIssuanceStore(connection, audit),
             policies=SqlPolicyStore(connection),
+            approvals=SqlApprovalStore(connection),
+            operators=SqlOperatorStore(connection),
         )
 
 

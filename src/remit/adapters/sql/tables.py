@@ -298,3 +298,104 @@ policy_state = Table(
     Column("generation", BigInteger, nullable=False),
     Column("changed_at", UtcDateTime(), nullable=False),
 )
+
+# ------------------------------------------------------------------ approvals (migration 0006)
+
+# People with control-plane access: roles, approver groups, and only the SHA-256 of their token.
+operator_accounts = Table(
+    "operator_accounts",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("name", String(63), nullable=False, unique=True),
+    Column("roles", JSON, nullable=False),
+    Column("groups", JSON, nullable=False),
+    Column("email", String(320), nullable=True),
+    Column("owner_id", String(ID), nullable=True),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("disabled_at", UtcDateTime(), nullable=True),
+    Column("disabled_by", String(200), nullable=True),
+    Column("disable_reason", Text, nullable=True),
+)
+
+# Approval requests and break-glass grants. `pending_key` is set only while a request is pending:
+# unique, so two replicas cannot open the same request twice (NULLs never collide).
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("task_id", String(ID), ForeignKey("tasks.id"), nullable=False, index=True),
+    Column("agent_id", String(ID), nullable=False),
+    Column("owner_id", String(ID), nullable=False),
+    Column("function_id", String(ID), nullable=False),
+    Column("principal", String(512), nullable=True),
+    Column("objective", Text, nullable=False),
+    Column("tool", String(63), nullable=False),
+    Column("action", String(63), nullable=False),
+    Column("resource", String(512), nullable=False),
+    Column("risk_class", String(16), nullable=False),
+    Column("sensitivity", String(16), nullable=True),
+    Column("environment", String(63), nullable=True),
+    Column("context", JSON, nullable=False),
+    Column("uses", Integer, nullable=True),
+    Column("ttl_seconds", Integer, nullable=False),
+    Column("approvers", JSON, nullable=False),
+    Column("required", Integer, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("pending_key", String(64), nullable=True, unique=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("requested_by", String(200), nullable=False),
+    Column("decision_id", String(ID), nullable=True),
+    Column("votes", JSON, nullable=False),
+    Column("decided_at", UtcDateTime(), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("elevation_id", String(ID), nullable=True),
+    Column("justification", Text, nullable=True),
+    Column("review_state", String(16), nullable=True),
+    Column("reviewed_by", String(200), nullable=True),
+    Column("reviewed_at", UtcDateTime(), nullable=True),
+    Column("review_notes", Text, nullable=True),
+    Index("ix_approvals_state_expires", "state", "expires_at"),
+    Index("ix_approvals_kind_review", "kind", "review_state"),
+)
+
+# Live and spent elevations: one exact call (task, tool, action, resource), a use count, a deadline.
+elevations = Table(
+    "elevations",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("approval_id", String(ID), ForeignKey("approvals.id"), nullable=False),
+    Column("task_id", String(ID), ForeignKey("tasks.id"), nullable=False),
+    Column("agent_id", String(ID), nullable=False),
+    Column("owner_id", String(ID), nullable=False),
+    Column("function_id", String(ID), nullable=False),
+    Column("tool", String(63), nullable=False),
+    Column("action", String(63), nullable=False),
+    Column("resource", String(512), nullable=False),
+    Column("uses_left", Integer, nullable=True),
+    Column("used", Integer, nullable=False),
+    Column("granted_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("granted_by", JSON, nullable=False),
+    Column("break_glass", Integer, nullable=False),
+    Index("ix_elevations_call", "task_id", "tool", "action", "resource"),
+)
+
+# Every webhook delivery attempt, successful or not.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("delivery", String(ID), primary_key=True),
+    Column("attempt", Integer, primary_key=True, autoincrement=False),
+    Column("group_name", String(63), nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("event", String(63), nullable=False),
+    Column("task_id", String(ID), nullable=True),
+    Column("status_code", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("delivered", Integer, nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+)

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol
 
 from remit.core.audit.ports import AuditStore
 from remit.core.authorization.models import Elevation, PolicyRequest, PolicyResult
 from remit.core.authorization.policies import PolicyDiagnostic, PolicyDocument, PolicySchema, PolicyVersion
-from remit.core.registry.models import Page, Tool
+from remit.core.registry.models import Page, RiskClass, Sensitivity, Tool
 from remit.core.registry.ports import RegistryStore
 
 __all__ = [
+    "ApprovalRequests",
+    "ElevationView",
     "Elevations",
     "NoElevations",
     "ObjectiveStrikes",
@@ -40,26 +42,59 @@ class PolicyEvaluator(Protocol):
         ...
 
 
-class Elevations(Protocol):
-    """Live just-in-time elevations, bound to task, action and resource (implemented by the approvals issue)."""
+class ElevationView(Protocol):
+    """What the decision path reads of an elevation (the approvals feature's records satisfy it)."""
 
-    def find(self, *, task_id: str, tool: str, action: str, resource: str) -> Elevation | None:
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def task_id(self) -> str: ...
+
+    @property
+    def expires_at(self) -> dt.datetime: ...
+
+
+class Elevations(Protocol):
+    """Live just-in-time elevations, bound to task, action and resource (implemented by approvals)."""
+
+    def find(self, *, task_id: str, tool: str, action: str, resource: str) -> ElevationView | None:
         """A live elevation matching exactly, or None."""
         ...
 
-    def consume(self, elevation: Elevation) -> bool:
+    def consume(self, elevation: ElevationView) -> bool:
         """Use the elevation once; False when it was used up or expired in the meantime."""
         ...
 
 
 class NoElevations:
-    """Before approvals exist: there is never an elevation, so every high-risk action needs a step-up."""
+    """Without approvals wired: there is never an elevation, so every high-risk action needs a step-up."""
 
     def find(self, *, task_id: str, tool: str, action: str, resource: str) -> Elevation | None:  # noqa: ARG002
         return None
 
-    def consume(self, elevation: Elevation) -> bool:  # noqa: ARG002
+    def consume(self, elevation: ElevationView) -> bool:  # noqa: ARG002
         return False
+
+
+class ApprovalRequests(Protocol):
+    """Opens (or reuses an identical pending) approval request for a `step_up` decision (implemented by approvals)."""
+
+    def open(  # noqa: PLR0913 - the decision's facts, each named
+        self,
+        *,
+        decision_id: str,
+        task_id: str,
+        tool: str,
+        action: str,
+        resource: str,
+        risk_class: RiskClass,
+        sensitivity: Sensitivity | None,
+        environment: str | None,
+        context: Mapping[str, str | int | bool],
+    ) -> str:
+        """The approval request's id."""
+        ...
 
 
 class ObjectiveStrikes(Protocol):

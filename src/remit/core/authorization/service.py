@@ -20,13 +20,19 @@ from remit.core.authorization.models import (
     AccessRequest,
     Decision,
     Effect,
-    Elevation,
     PolicyRequest,
     Reason,
     ReasonKind,
     ResolvedInputs,
 )
-from remit.core.authorization.ports import Elevations, ObjectiveStrikes, PolicyEvaluator, TaskEnder
+from remit.core.authorization.ports import (
+    ApprovalRequests,
+    Elevations,
+    ElevationView,
+    ObjectiveStrikes,
+    PolicyEvaluator,
+    TaskEnder,
+)
 from remit.core.authorization.strikes import DECISION_EVENT
 from remit.core.clock import Clock
 from remit.core.credentials.models import VerifiedCredential
@@ -36,7 +42,14 @@ from remit.core.registry.models import Tool
 from remit.core.registry.patterns import matches
 from remit.errors import AuditUnavailable, ErrorCode, RemitError, Unauthenticated, Unavailable
 
-__all__ = ["DEFAULT_STRIKE_THRESHOLD", "DecisionAudit", "DecisionService", "PendingDecision", "policy_outcome"]
+__all__ = [
+    "DEFAULT_STRIKE_THRESHOLD",
+    "DecisionAudit",
+    "DecisionService",
+    "Evaluation",
+    "PendingDecision",
+    "policy_outcome",
+]
 
 _log = logging.getLogger("remit.decisions")
 
@@ -59,9 +72,13 @@ class _Outcome:
     reasons: tuple[Reason, ...]
     inputs: ResolvedInputs
     policy_version: int | None = None
-    elevation: Elevation | None = None
+    elevation: ElevationView | None = None
     out_of_objective: bool = False
     context: Mapping[str, Any] = field(default_factory=dict)
+
+
+# What `DecisionService.evaluate` returns and `settle` takes: an outcome not yet settled or recorded.
+Evaluation = _Outcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +111,7 @@ class DecisionService:
         ids: IdFactory,
         gateway_audiences: Collection[str] = (),
         strike_threshold: int = DEFAULT_STRIKE_THRESHOLD,
+        approvals: ApprovalRequests | None = None,
     ) -> None:
         if strike_threshold < 1:
             msg = "the out-of-objective threshold must be at least 1"
@@ -109,6 +127,7 @@ class DecisionService:
         self._ids = ids
         self._gateway_audiences = frozenset(gateway_audiences)
         self._strike_threshold = strike_threshold
+        self._approvals = approvals
         self._fingerprints: dict[str, str] = {}
 
     @property
@@ -130,18 +149,40 @@ class DecisionService:
         For entrypoints that await the durable record themselves (the async HTTP route): record
         `pending.record` durably, then call `complete(pending)`; never answer before the record is durable.
         """
+        return self.settle(request, self.evaluate(request), dry_run=dry_run)
+
+    def evaluate(self, request: AccessRequest) -> Evaluation:
+        """Guardrails and policies only: no write, and no read but a cache miss (or an elevation lookup)."""
+        return self._safely_evaluate(request)
+
+    @staticmethod
+    def settling_writes(evaluation: Evaluation, *, dry_run: bool = False) -> bool:
+        """Whether `settle` will write (use an elevation, open an approval request): run it off the event loop."""
+        if dry_run:
+            return False
+        return evaluation.effect is Effect.STEP_UP or (
+            evaluation.effect is Effect.ALLOW and evaluation.elevation is not None
+        )
+
+    def settle(self, request: AccessRequest, evaluation: Evaluation, *, dry_run: bool = False) -> PendingDecision:
+        """Use the elevation an allow rests on, open the approval a step-up asks for, and build the record."""
         now = self._clock.now()
-        outcome = self._safely_evaluate(request)
+        outcome = evaluation
         if outcome.effect is Effect.ALLOW and outcome.elevation is not None and not dry_run:
             outcome = self._use_elevation(outcome)
+        decision_id = self._ids.new("decision")
+        approval_id = None
+        if outcome.effect is Effect.STEP_UP and not dry_run:
+            approval_id = self._open_approval(decision_id, request, outcome)
         decision = Decision(
-            id=self._ids.new("decision"),
+            id=decision_id,
             effect=outcome.effect,
             reasons=outcome.reasons,
             policy_version=outcome.policy_version,
             decided_at=now,
             inputs=outcome.inputs,
             elevation_id=outcome.elevation.id if outcome.elevation else None,
+            approval_id=approval_id,
         )
         strike = outcome.out_of_objective and not dry_run and decision.inputs.task_id is not None
         return PendingDecision(decision, self._audit_event(request, decision, outcome, dry_run=dry_run), strike)
@@ -151,6 +192,27 @@ class DecisionService:
         if pending.counts_strike:
             self._count_strike(pending.decision)
         return pending.decision
+
+    def _open_approval(self, decision_id: str, request: AccessRequest, outcome: _Outcome) -> str | None:
+        """Open the approval request a step-up asks for; on failure the decision stays a recorded step-up."""
+        inputs = outcome.inputs
+        if self._approvals is None or inputs.task_id is None or inputs.risk_class is None:
+            return None
+        try:
+            return self._approvals.open(
+                decision_id=decision_id,
+                task_id=inputs.task_id,
+                tool=inputs.tool,
+                action=inputs.action,
+                resource=inputs.resource,
+                risk_class=inputs.risk_class,
+                sensitivity=inputs.sensitivity,
+                environment=inputs.environment,
+                context=request.context,
+            )
+        except Exception:  # noqa: BLE001 - the answer stays a non-allow; the caller may ask again
+            _log.exception("could not open an approval request for decision %s", decision_id)
+            return None
 
     # ------------------------------------------------------------------ evaluation
 
@@ -253,7 +315,7 @@ class DecisionService:
             ):
                 return _deny(scope, inputs, out_of_objective=True)
             granted = (Reason(ReasonKind.GUARDRAIL, g.STANDING_GRANT, "a standing grant covers this low-risk read"),)
-        elevation: Elevation | None = None
+        elevation: ElevationView | None = None
         if g.needs_elevation(action.risk_class):
             elevation = self._elevations.find(
                 task_id=task.id, tool=request.tool, action=request.action, resource=request.resource
@@ -293,7 +355,7 @@ class DecisionService:
         inputs: ResolvedInputs,
         version: int,
         granted: tuple[Reason, ...],
-        elevation: Elevation | None,
+        elevation: ElevationView | None,
         *,
         needs_elevation: bool,
     ) -> _Outcome:
@@ -330,6 +392,8 @@ class DecisionService:
         }
         if decision.elevation_id is not None:
             data["elevation_id"] = decision.elevation_id
+        if decision.approval_id is not None:
+            data["approval_id"] = decision.approval_id
         if dry_run:
             data["dry_run"] = True
         return AuditEvent(

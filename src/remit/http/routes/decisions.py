@@ -28,6 +28,7 @@ from litestar.params import JSONBody, QueryParameter
 from remit.bootstrap import Remit
 from remit.core.audit.models import AuditEvent
 from remit.core.authorization.models import AccessRequest, Decision, Effect, parse_request_context
+from remit.core.authorization.service import PendingDecision
 from remit.core.registry.models import Sensitivity
 from remit.errors import AuditUnavailable, InvalidRequest
 from remit.http.problems import problem_responses
@@ -131,11 +132,20 @@ async def _record(remit: Remit, event: AuditEvent) -> None:
         raise AuditUnavailable(msg) from exc
 
 
+async def _prepare(remit: Remit, request: AccessRequest, *, dry_run: bool) -> PendingDecision:
+    """Evaluate on the loop (memory only in the common case); settle off it when that writes."""
+    service = remit.decisions
+    evaluation = service.evaluate(request)
+    if service.settling_writes(evaluation, dry_run=dry_run):
+        return await anyio.to_thread.run_sync(lambda: service.settle(request, evaluation, dry_run=dry_run))
+    return service.settle(request, evaluation, dry_run=dry_run)
+
+
 async def decide_and_record(
     remit: Remit, requests: Sequence[AccessRequest], *, dry_run: bool = False
 ) -> list[Decision]:
     """Decide each request, make every record durable (one group commit for a batch), then answer."""
-    pending = [remit.decisions.prepare(r, dry_run=dry_run) for r in requests]
+    pending = [await _prepare(remit, r, dry_run=dry_run) for r in requests]
     await asyncio.gather(*(_record(remit, p.record) for p in pending))
     decisions = []
     for item in pending:

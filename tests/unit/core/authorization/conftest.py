@@ -18,6 +18,7 @@ from remit.core.audit.models import AuditActor, AuditEvent, SealedRecord
 from remit.core.audit.service import AuditLog
 from remit.core.authorization.facts import CachedFacts
 from remit.core.authorization.models import AccessRequest, Elevation, PolicyRequest, PolicyResult
+from remit.core.authorization.ports import ElevationView
 from remit.core.authorization.service import DecisionService
 from remit.core.authorization.strikes import AuditObjectiveStrikes
 from remit.core.credentials.issuance import TaskDeclaration
@@ -60,7 +61,7 @@ class SingleUseElevations:
             None,
         )
 
-    def consume(self, elevation: Elevation) -> bool:
+    def consume(self, elevation: ElevationView) -> bool:
         if elevation in self.live:
             self.live.remove(elevation)
             return True

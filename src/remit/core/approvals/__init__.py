@@ -1,0 +1,1 @@
+"""Approvals: human step-up approval of high-risk calls, just-in-time elevations, operator accounts, break-glass."""
