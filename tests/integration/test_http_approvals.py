@@ -404,3 +404,19 @@ def test_operator_accounts_are_admin_only_and_can_be_disabled(governed: LiveServ
         admin.post("/v1/operators/grace/disable", json={"reason": "left"}).raise_for_status()
     with _as(governed, grace) as approver:
         assert approver.get("/v1/approvals").status_code == 401
+
+
+def test_an_auditor_reads_the_audit_trail_and_changes_nothing_else(governed: LiveServer, workloads: Workloads) -> None:
+    """Auditors verify the chain and read traces and events; the registry and policies stay admin-only."""
+    task = _task(governed, workloads)
+    auditor = _account(governed, "aurora", ["auditor"])
+    approver = _account(governed, "apollo", ["approver"])
+
+    with _as(governed, auditor) as client:
+        assert client.get("/v1/audit/verify").json()["ok"] is True
+        assert client.get(f"/v1/tasks/{task['task']['id']}/trace").status_code == 200
+        assert client.get("/v1/audit/events").status_code == 200
+        assert client.get("/v1/agents").status_code == 403
+        assert client.post("/v1/policies/base/deactivate").status_code == 403
+    with _as(governed, approver) as client:
+        assert client.get("/v1/audit/verify").status_code == 403

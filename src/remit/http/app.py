@@ -13,7 +13,7 @@ from remit import __version__
 from remit.bootstrap import Remit
 from remit.core.authorization.policies import PolicyService
 from remit.core.registry.service import RegistryService
-from remit.http.auth import operator_actor, operator_guard
+from remit.http.auth import audit_reader_guard, operator_actor, operator_guard
 from remit.http.boundary import Boundary
 from remit.http.metrics import HttpMetrics
 from remit.http.problems import exception_handlers
@@ -106,16 +106,24 @@ def create_app(remit: Remit) -> Litestar:
             WorkflowController,
             GrantController,
             PolicyController,
-            AuditController,
             OperatorController,
         ],
         guards=[operator_guard],
         security=[{OPERATOR_SCHEME: []}],
         dependencies={"actor": Provide(operator_actor, sync_to_thread=False)},
     )
+    # The audit trail is also readable by auditors, who may change nothing else.
+    v1_audit = Router(
+        path="/v1",
+        route_handlers=[AuditController],
+        guards=[audit_reader_guard],
+        security=[{OPERATOR_SCHEME: []}],
+        dependencies={"actor": Provide(operator_actor, sync_to_thread=False)},
+    )
     app = Litestar(
         route_handlers=[
             v1,
+            v1_audit,
             TaskController,
             ApprovalController,
             BreakGlassController,

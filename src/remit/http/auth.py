@@ -14,6 +14,7 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from remit.bootstrap import OperatorAuth
+from remit.core.approvals.models import OperatorRole
 from remit.errors import Unauthenticated
 
 __all__ = ["ACTOR_STATE_KEY", "bearer_token", "operator_actor", "operator_guard"]
@@ -38,6 +39,17 @@ def operator_guard(connection: ASGIConnection[Any, Any, Any, Any], _handler: Bas
     """Refuse the request unless it carries the operator token; remember who the operator is."""
     auth: OperatorAuth = connection.app.state["remit"].operator
     actor = auth.authenticate(bearer_token(connection.headers.get("authorization")))
+    connection.scope.setdefault("state", {})[ACTOR_STATE_KEY] = actor
+
+
+# Reading the audit trail is for admins and auditors (an auditor changes nothing but break-glass reviews).
+AUDIT_READERS: Final = (OperatorRole.ADMIN, OperatorRole.AUDITOR)
+
+
+def audit_reader_guard(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
+    """Refuse the request unless an admin or an auditor makes it; remember who."""
+    auth: OperatorAuth = connection.app.state["remit"].operator
+    actor = auth.authenticate(bearer_token(connection.headers.get("authorization")), roles=AUDIT_READERS)
     connection.scope.setdefault("state", {})[ACTOR_STATE_KEY] = actor
 
 

@@ -22,7 +22,7 @@ from remit.bootstrap import Remit
 from remit.core.audit.chain import checkpoint_to_json
 from remit.core.audit.models import SealedRecord, UnreadableRecord, VerificationReport
 from remit.core.tasks.models import Task
-from remit.http.auth import bearer_token
+from remit.http.auth import AUDIT_READERS, bearer_token
 from remit.http.problems import problem_responses
 from remit.http.routes.tasks import task_out
 from remit.wire.audit import (
@@ -47,7 +47,7 @@ _TaskId = Parameter(min_length=5, max_length=40, pattern=r"^tsk_[0-9a-z]{26}$", 
 
 
 def _operator(remit: Remit, request: Request[Any, Any, Any]) -> None:
-    remit.operator.authenticate(bearer_token(request.headers.get("authorization")))
+    remit.operator.authenticate(bearer_token(request.headers.get("authorization")), roles=AUDIT_READERS)
 
 
 def event_out(record: SealedRecord) -> AuditEventOut:
