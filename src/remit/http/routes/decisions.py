@@ -249,9 +249,15 @@ async def evaluation(
     remit: NamedDependency[Remit], request: Request[Any, Any, Any], data: JSONBody[AuthzenEvaluationIn]
 ) -> Response[AuthzenEvaluationOut]:
     """AuthZEN 1.0 Access Evaluation: `decision` is true only when Remit allows the call."""
-    access, ignored = _authzen_access_request(data, request)
+    return _echo(request, await _evaluate_one(remit, data, request))
+
+
+async def _evaluate_one(
+    remit: Remit, item: AuthzenEvaluationIn, request: Request[Any, Any, Any]
+) -> AuthzenEvaluationOut:
+    access, ignored = _authzen_access_request(item, request)
     (decision,) = await decide_and_record(remit, [access])
-    return _echo(request, _authzen_out(decision, ignored))
+    return _authzen_out(decision, ignored)
 
 
 def _merged(batch: AuthzenEvaluationsIn, item: AuthzenEvaluation) -> AuthzenEvaluationIn:
@@ -280,9 +286,7 @@ async def evaluations(
     """AuthZEN 1.0 Access Evaluations: several decisions, each recorded, answered in request order."""
     if not data.evaluations:
         # Without items the request is a single evaluation, answered as one (AuthZEN 1.0 §7.1).
-        access, ignored = _authzen_access_request(_merged(data, AuthzenEvaluation()), request)
-        (decision,) = await decide_and_record(remit, [access])
-        return _echo(request, _authzen_out(decision, ignored))
+        return _echo(request, await _evaluate_one(remit, _merged(data, AuthzenEvaluation()), request))
     items = [_authzen_access_request(_merged(data, item), request) for item in data.evaluations]
     semantic = data.options.evaluations_semantic
     if semantic == "execute_all":
@@ -293,8 +297,7 @@ async def evaluations(
     answers = []
     for access, ignored in items:
         (decision,) = await decide_and_record(remit, [access])
-        answer = _authzen_out(decision, ignored)
-        answers.append(answer)
+        answers.append(answer := _authzen_out(decision, ignored))
         if (semantic == "deny_on_first_deny" and not answer.decision) or (
             semantic == "permit_on_first_permit" and answer.decision
         ):
