@@ -27,6 +27,7 @@ from remit.adapters.sql.credentials import SqlEvidenceUses
 from remit.adapters.sql.engine import SqlDatabase
 from remit.adapters.sql.migrate import current_revision, head_revision
 from remit.adapters.sql.migrate import upgrade as upgrade_schema
+from remit.adapters.sql.notify import POLICIES, REVOCATIONS, ChangeListener
 from remit.adapters.sql.revocation_feed import RevocationFeed
 from remit.adapters.webhooks import Webhook, WebhookNotifier, sql_recorder
 from remit.core.approvals.models import OperatorAccount, OperatorRole
@@ -148,6 +149,7 @@ class Remit:
     revocation: RevocationService
     index: RevocationIndex
     feed: RevocationFeed
+    listener: ChangeListener
     verifier: Verifier
     evidence_uses: SqlEvidenceUses
     audit: AuditLog
@@ -212,6 +214,7 @@ class Remit:
         except RemitError as error:
             _log.warning("start-up catch-up failed (%s); serving not-ready until the store answers", error.code)
         self.feed.start(interval_seconds=self.settings.credentials.revocation_poll_seconds)
+        self.listener.start()  # PostgreSQL: other replicas' revocations and policy changes arrive at once
         self.policy_engine.start(interval_seconds=self.settings.policy.reload_poll_seconds)
         if self._sweeper is None:
             self._stop.clear()
@@ -254,6 +257,7 @@ class Remit:
         if self._checkpointer is not None:
             self._checkpointer.join(timeout=5)
             self._checkpointer = None
+        self.listener.stop()
         self.feed.stop()
         self.policy_engine.stop()
         self.audit_writer.stop()  # commits what is queued; later appends take one transaction each
@@ -520,6 +524,7 @@ def build(settings: Settings, *, clock: Clock | None = None, ids: IdFactory | No
         strike_threshold=settings.decisions.out_of_objective_threshold,
         approvals=approvals,
     )
+    listener = ChangeListener(database, {REVOCATIONS: feed.refresh, POLICIES: policy_engine.refresh})
     return Remit(
         settings=settings,
         database=database,
@@ -538,6 +543,7 @@ def build(settings: Settings, *, clock: Clock | None = None, ids: IdFactory | No
         revocation=revocation,
         index=index,
         feed=feed,
+        listener=listener,
         verifier=verifier,
         evidence_uses=evidence_uses,
         audit=audit,

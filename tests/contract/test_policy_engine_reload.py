@@ -15,6 +15,7 @@ from tests.policy_requests import policy_request
 
 from remit.adapters.cedar import CedarPolicyEngine, CedarPolicyValidator
 from remit.adapters.sql.engine import SqlDatabase
+from remit.adapters.sql.notify import POLICIES, ChangeListener
 from remit.core.authorization.policies import PolicyService, PolicySetChanged
 from remit.core.events import InProcessEventBus
 from remit.core.ids import RandomIdFactory
@@ -180,3 +181,24 @@ def test_a_process_that_never_refreshed_loads_on_first_use(replicas: tuple[Repli
     assert first.policy_version == 1
     assert b.engine.evaluate(policy_request()).allowed
     assert b.engine.compiled is loaded
+
+
+def test_on_postgresql_an_activation_is_pushed_to_the_other_replica(replicas: tuple[Replica, Replica]) -> None:
+    """B never polls here: on PostgreSQL the activation's NOTIFY alone makes it reload (SQLite: not applicable)."""
+    a, b = replicas
+    if a.database.backend != "postgresql":
+        pytest.skip("change notification is PostgreSQL's; a single SQLite host relies on the poll")
+    listener = ChangeListener(b.database, {POLICIES: b.engine.refresh})
+    listener.start()
+    try:
+        assert listener.listening.wait(20)
+        b.engine.refresh()
+        a.policies.add(name="base", text=PERMIT, actor=OPERATOR)
+        a.policies.activate("base", 1, actor=OPERATOR)
+        pause = threading.Event()
+        for _ in range(400):  # bounded wait for the pushed reload; never an assertion on time
+            if b.engine.version == 1 or pause.wait(0.05):
+                break
+        assert b.engine.version == 1
+    finally:
+        listener.stop()

@@ -1,4 +1,4 @@
-"""Revocations reach another replica's index: pushed by LISTEN/NOTIFY on PostgreSQL, polled on SQLite."""
+"""Changes reach another replica: pushed by LISTEN/NOTIFY on PostgreSQL (revocations, policy sets), polled on SQLite."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from remit.adapters.sql.engine import SqlDatabase
+from remit.adapters.sql.notify import REVOCATIONS, ChangeListener
 from remit.adapters.sql.revocation_feed import RevocationFeed
 from remit.core.credentials.revocation_index import RevocationIndex
 from remit.core.tasks.revocations import RevocationKind
@@ -24,13 +25,14 @@ def _revoked(index: RevocationIndex, task_id: str) -> bool:
 def test_a_revocation_committed_elsewhere_reaches_this_replica(database: SqlDatabase, clock: FrozenClock) -> None:
     index = RevocationIndex()
     feed = RevocationFeed(database, index, clock=clock)
+    listener = ChangeListener(database, {REVOCATIONS: feed.refresh})
     pushed = database.backend == "postgresql"
     feed.start(interval_seconds=PUSH_POLL_SECONDS if pushed else POLL_SECONDS)
+    listener.start()
     try:
         pause = threading.Event()
-        for _ in range(200):  # let the listener start (bounded; never an assertion on time)
-            if feed.is_current() or pause.wait(0.05):
-                break
+        if pushed:
+            assert listener.listening.wait(20)
         assert not _revoked(index, "tsk_elsewhere")
 
         # Another replica ends a task: its revocation-log entry commits (and, on PostgreSQL, notifies).
@@ -42,6 +44,7 @@ def test_a_revocation_committed_elsewhere_reaches_this_replica(database: SqlData
                 break
         assert _revoked(index, "tsk_elsewhere")
     finally:
+        listener.stop()
         feed.stop()
 
 

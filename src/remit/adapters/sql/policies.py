@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from remit.adapters.sql.notify import POLICIES, notify
 from remit.adapters.sql.tables import policies, policy_state, policy_versions
 from remit.core.authorization.policies import PolicyDocument, PolicyVersion
 from remit.core.registry.models import Page
@@ -151,4 +152,6 @@ class SqlPolicyStore:
         else:
             upsert = sqlite.insert(policy_state).values(values)
         statement = upsert.on_conflict_do_update(index_elements=[policy_state.c.id], set_=bumped)
-        return int(self._c.execute(statement.returning(policy_state.c.generation)).scalar_one())
+        generation = int(self._c.execute(statement.returning(policy_state.c.generation)).scalar_one())
+        notify(self._c, POLICIES)  # other replicas reload when (and only if) this commits
+        return generation

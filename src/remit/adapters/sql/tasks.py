@@ -7,8 +7,9 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Integer, Row, bindparam, insert, select, text, update
+from sqlalchemy import ColumnElement, Connection, Integer, Row, bindparam, insert, select, update
 
+from remit.adapters.sql.notify import REVOCATIONS, notify
 from remit.adapters.sql.tables import revocations, tasks
 from remit.core.registry.models import Page
 from remit.core.tasks.models import AuthorizationDetail, Task, TaskState
@@ -78,9 +79,7 @@ def task_row(task: Task) -> dict[str, Any]:
 _INSERT_TASK = insert(tasks)
 _GET_TASK = select(tasks).where(tasks.c.id == bindparam("id"))
 _APPEND_REVOCATION = insert(revocations).returning(revocations.c.seq)
-# The channel replicas LISTEN on (see revocation_feed.py); identical notifications in one transaction coalesce.
-REVOCATION_CHANNEL = "remit_revocations"
-_NOTIFY_REVOCATIONS = text(f"SELECT pg_notify('{REVOCATION_CHANNEL}', '')")
+
 _SINCE = (
     select(revocations)
     .where(revocations.c.seq > bindparam("seq"))
@@ -166,9 +165,7 @@ class SqlRevocationLog:
             _APPEND_REVOCATION, {"kind": kind.value, "subject": subject, "reason": reason, "epoch": epoch, "at": at}
         )
         seq = int(result.scalar_one())
-        if self._c.dialect.name == "postgresql":
-            # Delivered to every listening replica when (and only if) this transaction commits.
-            self._c.execute(_NOTIFY_REVOCATIONS)
+        notify(self._c, REVOCATIONS)  # other replicas hear of it when (and only if) this commits
         return seq
 
     def since(self, seq: int, *, limit: int = 10_000) -> Sequence[RevocationEntry]:
