@@ -422,6 +422,7 @@ def _approvals(
         )
     approvals = ApprovalService(
         database.transaction,
+        reads=database.reading,  # polls and lists never queue behind writers
         clock=clock,
         ids=ids,
         rules=_approval_rules(settings),
@@ -437,6 +438,7 @@ def _approvals(
         clock=clock,
         ids=ids,
         new_token=lambda: ACCOUNT_TOKEN_PREFIX + secrets.token_urlsafe(32),
+        reserved_names=[settings.operator_name],
     )
     # Found without the writer lock (a read on the decision path); used in a write transaction.
     elevations = ElevationBook(database.transaction, database.reading, clock=clock, ids=ids)

@@ -48,10 +48,17 @@ def test_operator_approvals_and_breakglass_from_the_cli(
             "repo:acme/docs",
             "--justification",
             "outage INC-7, the release must go out now",
+            "--fact",
+            "amount=250",
+            "--fact",
+            "currency=EUR",
+            "--fact",
+            "urgent=true",
             output="json",
         )
         .json()
     )
+    assert grant["context"] == {"amount": 250, "currency": "EUR", "urgent": True}  # the grant covers exactly these
     auditor = Cli(governed.url, audrey)
     assert grant["id"] in auditor.ok("breakglass", "list", "--unreviewed").stdout
     auditor.ok("breakglass", "review", grant["id"], "--notes", "confirmed with on-call lead")

@@ -253,6 +253,39 @@ def test_payment_needs_two_distinct_approvers_never_the_principal(governed: Live
     assert _decide(governed, token, PAY)["effect"] == "allow"
 
 
+def test_an_approval_covers_only_the_approved_facts_and_a_mailto_principal_is_the_person(
+    governed: LiveServer, workloads: Workloads
+) -> None:
+    grace = _account(governed, "grace", ["approver"], groups=["approvers"], email="grace@acme.example")
+    heidi = _account(governed, "heidi", ["approver"], groups=["approvers"])
+    lin = _account(governed, "lin", ["approver"], groups=["approvers"])
+    started = _task(governed, workloads, pay=True, principal="MAILTO:Grace@ACME.example")
+    token = started["credential"]["access_token"]
+    approval_id = _decide(governed, token, PAY)["approval_id"]
+    path = f"/v1/approvals/{approval_id}"
+    with _as(governed, grace) as principal:
+        refused = principal.post(f"{path}/approve", json={})
+    assert refused.status_code == 403
+    assert "own behalf" in refused.json()["detail"]
+    for token_ in (heidi, lin):
+        with _as(governed, token_) as approver:
+            assert approver.post(f"{path}/approve", json={}).status_code == 200
+    other = {**PAY, "context": {"amount": 600, "currency": "EUR"}}
+    assert _decide(governed, token, other)["effect"] != "allow"  # other facts: not what was approved
+    assert _decide(governed, token, PAY)["effect"] == "allow"
+    # One person, one active account; reserved names and groups are refused.
+    with governed.client() as admin:
+        again = admin.post(
+            "/v1/operators", json={"name": "grace2", "roles": ["approver"], "email": "grace@acme.example"}
+        )
+        assert again.status_code == 409
+        for body in (
+            {"name": "operator", "roles": ["admin"]},
+            {"name": "x", "roles": ["approver"], "groups": ["owner"]},
+        ):
+            assert admin.post("/v1/operators", json=body).status_code == 400
+
+
 def test_denial_ends_the_request_with_the_reason(governed: LiveServer, workloads: Workloads) -> None:
     grace = _account(governed, "grace", ["approver"], groups=["approvers"])
     started = _task(governed, workloads)

@@ -122,3 +122,18 @@ def test_authzen_answers_true_for_an_allowed_call(governed: LiveServer, workload
     assert body["decision"] is True
     assert body["context"]["effect"] == "allow"
     assert [e["decision"] for e in batch["evaluations"]] == [True]
+
+
+def test_an_explain_never_reads_as_permission(governed: LiveServer, workloads: Workloads) -> None:
+    """A dry run says what would happen (`effect`), but `allowed` stays false: nothing was used or granted."""
+    token = _credential(governed, workloads, ["repo:acme/docs"], ["read_file"])
+    with governed.client(authenticated=False) as client:
+        body = client.post(
+            "/v1/decisions",
+            params={"explain": "true"},
+            json={"credential": token, "tool": "github", "action": "read_file", "resource": "repo:acme/docs"},
+        ).json()
+
+    assert body["effect"] == "allow"
+    assert body["allowed"] is False
+    assert body["dry_run"] is True

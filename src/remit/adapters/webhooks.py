@@ -5,6 +5,11 @@ Signature: `X-Remit-Signature: sha256=<hex>` over `<timestamp>.<body>` with the 
 timestamp (replay). Deliveries run on one background thread, so `notify` never blocks the caller;
 a failed attempt (transport error or non-2xx) is retried after `backoff * 2**(attempt-1)` seconds
 up to `attempts` times. Each attempt is written to `webhook_deliveries` and the audit log.
+
+The queue is bounded (`max_queue` deliveries, retries included): beyond it a new delivery is
+dropped with a warning, so a flood of requests cannot grow memory without bound. Break-glass
+alerts (`breakglass.*`) jump the queue: they are sent before any other due delivery, and when the
+queue is full one ordinary delivery is dropped to make room for them.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ _log = logging.getLogger("remit.webhooks")
 SIGNATURE_HEADER: Final = "X-Remit-Signature"
 TIMESTAMP_HEADER: Final = "X-Remit-Timestamp"
 _MAX_ERROR: Final = 500
+MAX_QUEUE: Final = 1000
+_URGENT_PREFIX: Final = "breakglass."
 
 
 def sign(secret: bytes, timestamp: int, body: bytes) -> str:
@@ -93,6 +100,7 @@ class WebhookNotifier:
         backoff_seconds: float = 1.0,
         timeout_seconds: float = 5.0,
         transport: httpx.BaseTransport | None = None,
+        max_queue: int = MAX_QUEUE,
     ) -> None:
         self._hooks = tuple(hooks)
         self._clock = clock
@@ -102,7 +110,11 @@ class WebhookNotifier:
         self._backoff = backoff_seconds
         self._timeout = timeout_seconds
         self._transport = transport
+        # Two heaps by due time: break-glass alerts first, then every other delivery.
+        self._urgent: list[tuple[float, int, int, _Delivery]] = []
         self._queue: list[tuple[float, int, int, _Delivery]] = []
+        self._max_queue = max_queue
+        self.dropped = 0
         self._order = itertools.count()
         self._busy = 0
         self._cond = threading.Condition()
@@ -131,10 +143,39 @@ class WebhookNotifier:
             self._schedule(_Delivery(delivery_id, hook, event, body, task_id), attempt=1, delay=0.0)
 
     def _schedule(self, delivery: _Delivery, *, attempt: int, delay: float) -> None:
+        urgent = delivery.event.startswith(_URGENT_PREFIX)
         with self._cond:
-            heapq.heappush(self._queue, (time.monotonic() + delay, next(self._order), attempt, delivery))
+            if len(self._urgent) + len(self._queue) >= self._max_queue:
+                if not urgent or not self._queue:
+                    self.dropped += 1
+                    _log.warning(
+                        "webhook queue full: dropped %s (%s) to group %s",
+                        delivery.id,
+                        delivery.event,
+                        delivery.hook.group,
+                    )
+                    return
+                # Make room for the alert: drop the ordinary delivery due last.
+                latest = max(range(len(self._queue)), key=lambda i: self._queue[i][:2])
+                dropped = self._queue.pop(latest)[3]
+                heapq.heapify(self._queue)
+                self.dropped += 1
+                _log.warning("webhook queue full: dropped %s (%s) for a break-glass alert", dropped.id, dropped.event)
+            entry = (time.monotonic() + delay, next(self._order), attempt, delivery)
+            heapq.heappush(self._urgent if urgent else self._queue, entry)
             self._ensure_thread()
             self._cond.notify_all()
+
+    def _next_due(self) -> float | None:
+        tops = [q[0][0] for q in (self._urgent, self._queue) if q]
+        return min(tops) if tops else None
+
+    def _pop_due(self, now: float) -> tuple[int, _Delivery] | None:
+        for queue in (self._urgent, self._queue):
+            if queue and queue[0][0] <= now:
+                _, _, attempt, delivery = heapq.heappop(queue)
+                return attempt, delivery
+        return None
 
     def _ensure_thread(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -146,7 +187,7 @@ class WebhookNotifier:
         """Block until every queued attempt (and its retries) is done; False on timeout."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._queue or self._busy:
+            while self._urgent or self._queue or self._busy:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -165,12 +206,15 @@ class WebhookNotifier:
         with httpx.Client(timeout=self._timeout, transport=self._transport, follow_redirects=False) as client:
             while True:
                 with self._cond:
-                    while not self._stop and (not self._queue or self._queue[0][0] > time.monotonic()):
-                        wait = self._queue[0][0] - time.monotonic() if self._queue else None
-                        self._cond.wait(wait)
+                    due = self._pop_due(time.monotonic())
+                    while not self._stop and due is None:
+                        next_due = self._next_due()
+                        self._cond.wait(None if next_due is None else max(0.0, next_due - time.monotonic()))
+                        due = self._pop_due(time.monotonic())
                     if self._stop:
                         return
-                    _, _, attempt, delivery = heapq.heappop(self._queue)
+                    assert due is not None  # noqa: S101 - the loop above ends with one, or on stop
+                    attempt, delivery = due
                     self._busy += 1
                 try:
                     self._attempt(client, delivery, attempt)

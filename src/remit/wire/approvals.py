@@ -156,6 +156,11 @@ class BreakGlassIn(_In):
     resource: str = Field(min_length=1, max_length=512)
     justification: str = Field(min_length=20, max_length=2000)
     ttl_seconds: int | None = Field(default=None, ge=30, le=900)
+    context: dict[str, str | int | bool] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="the request facts (amount, currency, record_count...) the grant covers exactly; none by default",
+    )
 
 
 class BreakGlassReview(_In):

@@ -74,7 +74,8 @@ class DecisionOut(BaseModel):
 
     decision_id: str
     effect: Literal["allow", "deny", "step_up"]
-    allowed: bool
+    allowed: bool = Field(description="true only for a real allow: an enforcement point acts on this alone")
+    dry_run: bool = Field(default=False, description="an explain: `effect` says what would happen; nothing was used")
     reasons: list[ReasonOut]
     policy_version: int | None
     decided_at: dt.datetime

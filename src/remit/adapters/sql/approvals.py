@@ -7,9 +7,16 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, exists, func, insert, or_, select, update
 
-from remit.adapters.sql.tables import approvals, elevations, operator_accounts, webhook_deliveries
+from remit.adapters.sql.tables import (
+    approvals,
+    audit_events,
+    elevations,
+    operator_accounts,
+    tasks,
+    webhook_deliveries,
+)
 from remit.core.approvals.models import (
     ApprovalKind,
     ApprovalRequest,
@@ -21,6 +28,7 @@ from remit.core.approvals.models import (
     Vote,
 )
 from remit.core.registry.models import Page, RiskClass, Sensitivity
+from remit.core.tasks.models import TaskState
 from remit.errors import Conflict
 
 __all__ = ["SqlApprovalStore", "SqlOperatorStore", "record_delivery_attempt"]
@@ -55,9 +63,16 @@ def _request(row: Row[Any]) -> ApprovalRequest:
         created_at=row.created_at,
         expires_at=row.expires_at,
         requested_by=row.requested_by,
+        epoch=row.epoch,
         decision_id=row.decision_id,
         votes=tuple(
-            Vote(approver=v["approver"], approve=bool(v["approve"]), reason=v["reason"], at=_dt(v["at"]))
+            Vote(
+                approver=v["approver"],
+                approve=bool(v["approve"]),
+                reason=v["reason"],
+                at=_dt(v["at"]),
+                person=v.get("person", ""),
+            )
             for v in row.votes
         ),
         decided_at=row.decided_at,
@@ -103,6 +118,8 @@ def _elevation(row: Row[Any]) -> Elevation:
         expires_at=row.expires_at,
         granted_by=tuple(row.granted_by),
         break_glass=bool(row.break_glass),
+        epoch=row.epoch,
+        context_sha256=row.context_sha256,
     )
 
 
@@ -111,22 +128,31 @@ _FIND_ELEVATION = (
     select(elevations)
     .where(
         elevations.c.task_id == bindparam("task_id"),
+        elevations.c.epoch == bindparam("epoch"),
         elevations.c.tool == bindparam("tool"),
         elevations.c.action == bindparam("action"),
         elevations.c.resource == bindparam("resource"),
+        elevations.c.context_sha256 == bindparam("context_sha256"),
         elevations.c.expires_at > bindparam("now"),
         or_(elevations.c.uses_left.is_(None), elevations.c.uses_left > 0),
     )
     .order_by(elevations.c.expires_at)
     .limit(1)
 )
-# One conditional UPDATE: exactly one caller wins each use, on every backend and replica.
+# One conditional UPDATE: exactly one caller wins each use, on every backend and replica, and only
+# while the task still runs at the elevation's epoch (an ended task's elevation is dead at once).
 _CONSUME = (
     update(elevations)
     .where(
         elevations.c.id == bindparam("elevation_id"),
         elevations.c.expires_at > bindparam("now"),
         or_(elevations.c.uses_left.is_(None), elevations.c.uses_left > 0),
+        exists().where(
+            tasks.c.id == elevations.c.task_id,
+            tasks.c.state == TaskState.RUNNING.value,
+            tasks.c.deadline > bindparam("now"),
+            tasks.c.epoch == elevations.c.epoch,
+        ),
     )
     .values(
         used=elevations.c.used + 1,
@@ -159,6 +185,8 @@ class SqlApprovalStore:
                 sensitivity=request.sensitivity.label if request.sensitivity is not None else None,
                 environment=request.environment,
                 context=dict(request.context),
+                context_sha256=request.context_sha256,
+                epoch=request.epoch,
                 uses=request.uses,
                 ttl_seconds=int(request.ttl.total_seconds()),
                 approvers=list(request.approvers),
@@ -243,6 +271,8 @@ class SqlApprovalStore:
                 expires_at=elevation.expires_at,
                 granted_by=list(elevation.granted_by),
                 break_glass=int(elevation.break_glass),
+                epoch=elevation.epoch,
+                context_sha256=elevation.context_sha256,
             )
         )
 
@@ -250,13 +280,49 @@ class SqlApprovalStore:
         row = self._c.execute(select(elevations).where(elevations.c.id == elevation_id)).first()
         return _elevation(row) if row is not None else None
 
-    def find_elevation(
-        self, *, task_id: str, tool: str, action: str, resource: str, now: dt.datetime
+    def find_elevation(  # noqa: PLR0913 - the exact call, each part named
+        self,
+        *,
+        task_id: str,
+        epoch: int,
+        tool: str,
+        action: str,
+        resource: str,
+        context_sha256: str,
+        now: dt.datetime,
     ) -> Elevation | None:
         row = self._c.execute(
-            _FIND_ELEVATION, {"task_id": task_id, "tool": tool, "action": action, "resource": resource, "now": now}
+            _FIND_ELEVATION,
+            {
+                "task_id": task_id,
+                "epoch": epoch,
+                "tool": tool,
+                "action": action,
+                "resource": resource,
+                "context_sha256": context_sha256,
+                "now": now,
+            },
         ).first()
         return _elevation(row) if row is not None else None
+
+    def count_pending(self, task_id: str) -> int:
+        query = select(func.count()).where(
+            approvals.c.task_id == task_id, approvals.c.state == ApprovalState.PENDING.value
+        )
+        return int(self._c.execute(query).scalar_one())
+
+    def history_start(self, task_id: str, *, last: int) -> int:
+        query = (
+            select(audit_events.c.seq)
+            .where(audit_events.c.task_id == task_id)
+            .order_by(audit_events.c.seq.desc())
+            .limit(1)
+            .offset(max(0, last - 1))
+        )
+        found = self._c.execute(query).scalar()
+        if found is None:
+            return 0
+        return int(found) - 1
 
     def consume_elevation(self, elevation_id: str, now: dt.datetime) -> bool:
         return self._c.execute(_CONSUME, {"elevation_id": elevation_id, "now": now}).rowcount == 1
@@ -317,6 +383,17 @@ class SqlOperatorStore:
     def get_by_name(self, name: str) -> OperatorAccount | None:
         row = self._c.execute(select(operator_accounts).where(operator_accounts.c.name == name)).first()
         return _account(row) if row is not None else None
+
+    def active_for_person(self, *, emails: Sequence[str], owner_ids: Sequence[str]) -> Sequence[OperatorAccount]:
+        same = [
+            c.in_(list(v))
+            for c, v in ((operator_accounts.c.email, emails), (operator_accounts.c.owner_id, owner_ids))
+            if v
+        ]
+        if not same:
+            return []
+        query = select(operator_accounts).where(operator_accounts.c.disabled_at.is_(None), or_(*same))
+        return [_account(r) for r in self._c.execute(query)]
 
     def get_by_digest(self, digest: str) -> OperatorAccount | None:
         row = self._c.execute(select(operator_accounts).where(operator_accounts.c.token_sha256 == digest)).first()

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 
 __all__ = ["metadata"]
@@ -317,6 +318,21 @@ operator_accounts = Table(
     Column("disabled_at", UtcDateTime(), nullable=True),
     Column("disabled_by", String(200), nullable=True),
     Column("disable_reason", Text, nullable=True),
+    # One person holds at most one active account: by email and by linked owner (NULLs never collide).
+    Index(
+        "uq_operator_accounts_active_email",
+        "email",
+        unique=True,
+        sqlite_where=text("disabled_at IS NULL"),
+        postgresql_where=text("disabled_at IS NULL"),
+    ),
+    Index(
+        "uq_operator_accounts_active_owner",
+        "owner_id",
+        unique=True,
+        sqlite_where=text("disabled_at IS NULL"),
+        postgresql_where=text("disabled_at IS NULL"),
+    ),
 )
 
 # Approval requests and break-glass grants. `pending_key` is set only while a request is pending:
@@ -339,6 +355,8 @@ approvals = Table(
     Column("sensitivity", String(16), nullable=True),
     Column("environment", String(63), nullable=True),
     Column("context", JSON, nullable=False),
+    Column("context_sha256", String(64), nullable=False),
+    Column("epoch", Integer, nullable=False),
     Column("uses", Integer, nullable=True),
     Column("ttl_seconds", Integer, nullable=False),
     Column("approvers", JSON, nullable=False),
@@ -381,6 +399,8 @@ elevations = Table(
     Column("expires_at", UtcDateTime(), nullable=False),
     Column("granted_by", JSON, nullable=False),
     Column("break_glass", Integer, nullable=False),
+    Column("epoch", Integer, nullable=False),
+    Column("context_sha256", String(64), nullable=False),
     Index("ix_elevations_call", "task_id", "tool", "action", "resource"),
 )
 

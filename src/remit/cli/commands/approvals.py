@@ -158,6 +158,23 @@ def deny(
 # ------------------------------------------------------------------ break-glass
 
 
+def _facts(raw: list[str]) -> dict[str, str | int | bool]:
+    facts: dict[str, str | int | bool] = {}
+    for item in raw:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            msg = f"a fact is key=value, not {item!r}"
+            raise typer.BadParameter(msg, param_hint="--fact")
+        text = value.strip()
+        parsed: str | int | bool = text
+        if text in {"true", "false"}:
+            parsed = text == "true"
+        elif text.lstrip("-").isdigit():
+            parsed = int(text)
+        facts[key.strip()] = parsed
+    return facts
+
+
 @breakglass.command("grant")
 def grant(  # noqa: PLR0913, PLR0917 - typer passes each option
     ctx: typer.Context,
@@ -169,10 +186,24 @@ def grant(  # noqa: PLR0913, PLR0917 - typer passes each option
     ttl: Annotated[
         int | None, typer.Option("--ttl", min=30, max=900, help="Seconds (default: the configured 10 minutes).")
     ] = None,
+    fact: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fact",
+            help="A request fact the grant covers exactly, as key=value (repeatable; true/false and integers are "
+            "typed): e.g. --fact amount=250 --fact currency=EUR.",
+        ),
+    ] = None,
 ) -> None:
     """Self-grant an elevation for one call of a running task: a high-severity alert and an open review follow."""
     body = BreakGlassIn(
-        task_id=task_id, tool=tool, action=action, resource=resource, justification=justification, ttl_seconds=ttl
+        task_id=task_id,
+        tool=tool,
+        action=action,
+        resource=resource,
+        justification=justification,
+        ttl_seconds=ttl,
+        context=_facts(fact or []),
     )
     with state(ctx).client() as client:
         _show(ctx, client.break_glass(body))

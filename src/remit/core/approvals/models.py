@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import re
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from remit.core.registry.models import RiskClass, Sensitivity
 from remit.errors import InvalidRequest
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from remit.core.registry.models import Owner
+
 __all__ = [
+    "BREAK_GLASS_GROUP",
     "MAX_REASON",
     "OWNER_APPROVES",
+    "RESERVED_GROUPS",
     "ApprovalKind",
     "ApprovalRequest",
     "ApprovalState",
@@ -24,6 +32,8 @@ __all__ = [
     "OperatorRole",
     "ReviewState",
     "Vote",
+    "context_digest",
+    "normalise_identity",
     "parse_group",
     "parse_operator_name",
     "parse_reason",
@@ -33,6 +43,9 @@ __all__ = [
 MAX_REASON: Final = 2000
 # In an approver list, `owner` names the task's accountable owner rather than a group.
 OWNER_APPROVES: Final = "owner"
+# A break-glass grant lists this as its "approvers": never a group anyone may be in.
+BREAK_GLASS_GROUP: Final = "break-glass"
+RESERVED_GROUPS: Final = frozenset({OWNER_APPROVES, BREAK_GLASS_GROUP})
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,62}$")
 
 
@@ -76,7 +89,25 @@ def parse_operator_name(raw: str, *, field: str = "name") -> str:
 
 
 def parse_group(raw: str, *, field: str = "groups") -> str:
-    return parse_operator_name(raw, field=field)
+    """An approver group's name; `owner` and `break-glass` are reserved (they are never groups)."""
+    group = parse_operator_name(raw, field=field)
+    if group in RESERVED_GROUPS:
+        raise InvalidRequest(f"{group!r} is reserved and is not a group name", field=field)
+    return group
+
+
+def normalise_identity(raw: str | None) -> str:
+    """One person identifier, compared case-insensitively: trimmed, lower case, without a `mailto:` prefix."""
+    text = (raw or "").strip().lower()
+    if text.startswith("mailto:"):
+        text = text.removeprefix("mailto:").strip()
+    return text
+
+
+def context_digest(context: Mapping[str, str | int | bool]) -> str:
+    """SHA-256 (hex) of the request facts as canonical JSON (sorted keys): what an approval is bound to."""
+    canonical = json.dumps(dict(context), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def parse_reason(raw: str, *, field: str = "reason", required: bool = False, minimum: int = 1) -> str:
@@ -121,12 +152,35 @@ class OperatorAccount:
     def has(self, role: OperatorRole) -> bool:
         return self.is_active and role in self.roles
 
-    def is_person(self, who: str | None) -> bool:
-        """Whether `who` (a task's principal) names this person: account name, email or owner id."""
-        if not who:
-            return False
-        key = who.strip().lower()
-        return key in {self.name, (self.email or "").lower(), (self.owner_id or "").lower()} - {""}
+    def identities(self, owner: Owner | None = None) -> frozenset[str]:
+        """Every normalised identifier of this person.
+
+        The account name, email and owner id, and, given the linked owner, its id, email and human
+        sign-in identities (`oidc:<issuer>#<subject>` and the bare subject).
+        """
+        found = {self.name, self.email, self.owner_id}
+        if owner is not None:
+            found |= {owner.id, owner.email}
+            for human in owner.human_identities:
+                found |= {str(human), human.subject}
+        return frozenset(normalise_identity(i) for i in found if i) - {""}
+
+    def is_person(self, who: str | None, owner: Owner | None = None) -> bool:
+        """Whether `who` (a task's principal) names this person (see `identities`), after normalisation."""
+        key = normalise_identity(who)
+        return bool(key) and key in self.identities(owner)
+
+    def person_key(self, owner: Owner | None = None) -> str:
+        """Who this account is, as a person: the linked owner, else the email, else the account name.
+
+        Two accounts of one person have the same key, so they count as one approver.
+        """
+        owner_id = self.owner_id or (owner.id if owner is not None else None)
+        if owner_id:
+            return f"owner:{owner_id}"
+        if self.email:
+            return f"email:{normalise_identity(self.email)}"
+        return f"account:{self.name}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -137,9 +191,16 @@ class Vote:
     approve: bool
     reason: str
     at: dt.datetime
+    person: str = ""  # the approver's person key when they answered (see `OperatorAccount.person_key`)
 
     def as_json(self) -> dict[str, Any]:
-        return {"approver": self.approver, "approve": self.approve, "reason": self.reason, "at": self.at.isoformat()}
+        return {
+            "approver": self.approver,
+            "approve": self.approve,
+            "reason": self.reason,
+            "at": self.at.isoformat(),
+            "person": self.person,
+        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -175,6 +236,7 @@ class ApprovalRequest:
     created_at: dt.datetime
     expires_at: dt.datetime
     requested_by: str
+    epoch: int = 0
     decision_id: str | None = None
     votes: tuple[Vote, ...] = ()
     decided_at: dt.datetime | None = None
@@ -192,14 +254,20 @@ class ApprovalRequest:
         return [{"type": "remit_tool", "tool": self.tool, "actions": [self.action], "resources": [self.resource]}]
 
     @property
+    def context_sha256(self) -> str:
+        """The digest of the request facts this approval is bound to (see `context_digest`)."""
+        return context_digest(self.context)
+
+    @property
     def pending_key(self) -> str:
-        """Identical requests share this key: the same task, call, context and window."""
+        """Identical requests share this key: the same task at the same epoch, call, context and window."""
         parts = (
             self.task_id,
+            str(self.epoch),
             self.tool,
             self.action,
             self.resource,
-            repr(sorted(self.context.items())),
+            self.context_sha256,
             str(self.uses),
             str(int(self.ttl.total_seconds())),
         )
@@ -217,6 +285,8 @@ class ApprovalRequest:
 class Elevation:
     """A live just-in-time permission for exactly one call (task, tool, action, resource) in a window.
 
+    Bound to the task's epoch and to the digest of the approved request facts (`context_sha256`):
+    a call at another epoch or with other facts (another amount, say) is not covered.
     `uses_left` None means any number of uses until `expires_at`; otherwise it counts down to zero.
     It dies with its task: the decision path refuses any call of a task that is not running.
     """
@@ -236,6 +306,8 @@ class Elevation:
     expires_at: dt.datetime
     granted_by: tuple[str, ...]
     break_glass: bool = False
+    epoch: int = 0
+    context_sha256: str = ""
 
     def is_live(self, now: dt.datetime) -> bool:
         return now < self.expires_at and (self.uses_left is None or self.uses_left > 0)

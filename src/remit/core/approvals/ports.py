@@ -28,8 +28,11 @@ class ApprovalStore(Protocol):
 
     `get(..., lock=True)` locks the row until the transaction ends (PostgreSQL `FOR UPDATE`; SQLite
     has one writer anyway). `add` raises `Conflict` when a pending request with the same pending key
-    exists (the key is unique among pending requests). `consume_elevation` is one conditional
-    UPDATE: it succeeds for exactly one caller per use, across replicas.
+    exists (the key is unique among pending requests). `find_elevation` matches the task at its
+    epoch, the call and the digest of the request facts exactly. `consume_elevation` is one
+    conditional UPDATE: it succeeds for exactly one caller per use, across replicas, and only while
+    the task is still running at the elevation's epoch. `history_start` is the audit sequence after
+    which the task's last `last` audit records lie (0 when it has fewer).
     """
 
     def add(self, request: ApprovalRequest) -> None: ...
@@ -49,19 +52,35 @@ class ApprovalStore(Protocol):
     def overdue(self, now: dt.datetime, *, limit: int) -> Sequence[ApprovalRequest]: ...
     def add_elevation(self, elevation: Elevation) -> None: ...
     def get_elevation(self, elevation_id: str) -> Elevation | None: ...
-    def find_elevation(
-        self, *, task_id: str, tool: str, action: str, resource: str, now: dt.datetime
+    def find_elevation(  # noqa: PLR0913 - the exact call, each part named
+        self,
+        *,
+        task_id: str,
+        epoch: int,
+        tool: str,
+        action: str,
+        resource: str,
+        context_sha256: str,
+        now: dt.datetime,
     ) -> Elevation | None: ...
     def consume_elevation(self, elevation_id: str, now: dt.datetime) -> bool: ...
+    def count_pending(self, task_id: str) -> int: ...
+    def history_start(self, task_id: str, *, last: int) -> int: ...
 
 
 class OperatorStore(Protocol):
-    """Operator accounts; `add` raises `Conflict` on a duplicate name or token digest."""
+    """Operator accounts, on the caller's transaction.
+
+    `add` raises `Conflict` on a duplicate name or token digest, or a second active account with the
+    same email or linked owner. `active_for_person` lists the active accounts with one of these
+    emails or owner ids.
+    """
 
     def add(self, account: OperatorAccount) -> None: ...
     def update(self, account: OperatorAccount) -> None: ...
     def get_by_name(self, name: str) -> OperatorAccount | None: ...
     def get_by_digest(self, digest: str) -> OperatorAccount | None: ...
+    def active_for_person(self, *, emails: Sequence[str], owner_ids: Sequence[str]) -> Sequence[OperatorAccount]: ...
     def list(self, *, limit: int, after: str | None) -> Page[OperatorAccount]: ...
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
-from remit.core.approvals.models import OWNER_APPROVES
+from remit.core.approvals.models import BREAK_GLASS_GROUP, OWNER_APPROVES
 from remit.core.registry.models import RiskClass
 
 __all__ = ["DEFAULT_APPROVERS", "DEFAULT_REQUIRED", "ApprovalRule", "ApprovalRules", "Window"]
@@ -75,6 +75,11 @@ class ApprovalRules:
                 raise ValueError(msg)
             if not rule.approvers:
                 msg = "an approval rule names at least one approver group (or owner)"
+                raise ValueError(msg)
+        for approvers in (*(r.approvers for r in self.rules), self.default_approvers):
+            # `owner` is the task's owner, never a group; `break-glass` is reserved for break-glass grants.
+            if BREAK_GLASS_GROUP in approvers:
+                msg = f"{BREAK_GLASS_GROUP!r} is reserved and is not an approver group"
                 raise ValueError(msg)
         if any(n < 1 for n in self.required.values()):
             msg = "every risk class needs at least one approver"

@@ -17,7 +17,9 @@ from dataclasses import replace
 from typing import Any, Final, Protocol
 
 from remit.core.approvals.models import (
+    BREAK_GLASS_GROUP,
     OWNER_APPROVES,
+    RESERVED_GROUPS,
     ApprovalKind,
     ApprovalRequest,
     ApprovalState,
@@ -26,6 +28,8 @@ from remit.core.approvals.models import (
     OperatorRole,
     ReviewState,
     Vote,
+    context_digest,
+    normalise_identity,
     parse_group,
     parse_operator_name,
     parse_reason,
@@ -36,9 +40,9 @@ from remit.core.approvals.rules import ApprovalRules, Window
 from remit.core.audit.models import ActorKind, AuditActor, AuditEvent
 from remit.core.clock import Clock
 from remit.core.ids import IdFactory, parse_id
-from remit.core.registry.models import Page, RiskClass, Sensitivity, parse_email, parse_name
+from remit.core.registry.models import Owner, Page, RiskClass, Sensitivity, parse_email, parse_name
 from remit.core.tasks.models import Task, TaskState
-from remit.errors import Conflict, Forbidden, InvalidRequest, NotFound, TaskNotActive
+from remit.errors import Conflict, Forbidden, InvalidRequest, NotFound, RateLimited, TaskNotActive
 
 __all__ = [
     "BREAKGLASS_MIN_JUSTIFICATION",
@@ -51,7 +55,47 @@ _log = logging.getLogger("remit.approvals")
 
 BREAKGLASS_MIN_JUSTIFICATION: Final = 20
 MAX_ELEVATION_TTL: Final = dt.timedelta(minutes=15)
+MAX_PENDING_PER_TASK: Final = 20
+# The bootstrap operator's default name: never an account name (the actor names would be ambiguous).
+RESERVED_OPERATOR_NAMES: Final = frozenset({"operator", "system"})
 _MAX_PAGE: Final = 500
+_MAX_CONTEXT: Final = 32
+
+
+def _owner_of(tx: ApprovalTransaction, account: OperatorAccount) -> Owner | None:
+    """The registry owner this account is: its linked owner, else the owner with its email."""
+    if account.owner_id:
+        return tx.registry.get_owner(account.owner_id)
+    if account.email:
+        return tx.registry.get_owner_by_email(normalise_identity(account.email))
+    return None
+
+
+def _person_key(tx: ApprovalTransaction, account: OperatorAccount) -> str:
+    return account.person_key(_owner_of(tx, account))
+
+
+def _current(tx: ApprovalTransaction, account: OperatorAccount, role: OperatorRole) -> OperatorAccount:
+    """The account as stored now, inside the transaction: it must still be active and hold `role`."""
+    fresh = tx.operators.get_by_name(account.name)
+    if fresh is None or fresh.id != account.id or not fresh.has(role):
+        raise Forbidden(f"only an active account with the {role.value} role may do this")
+    return fresh
+
+
+def _parse_context(context: Mapping[str, Any] | None) -> dict[str, str | int | bool]:
+    if not context:
+        return {}
+    if len(context) > _MAX_CONTEXT:
+        raise InvalidRequest(f"at most {_MAX_CONTEXT} request facts", field="context")
+    parsed: dict[str, str | int | bool] = {}
+    for key, value in context.items():
+        if not key or len(key) > 63:  # noqa: PLR2004 - a fact's name
+            raise InvalidRequest("a request fact's name is 1-63 characters", field="context")
+        if not isinstance(value, str | int | bool) or (isinstance(value, str) and len(value) > 512):  # noqa: PLR2004
+            raise InvalidRequest("a request fact is a string, an integer or a boolean", field=f"context.{key}")
+        parsed[key] = value
+    return parsed
 
 
 class _HasId(Protocol):
@@ -131,12 +175,14 @@ class OperatorService:
         ids: IdFactory,
         new_token: Callable[[], str],
         reads: ApprovalUnitOfWork | None = None,
+        reserved_names: Sequence[str] = (),
     ) -> None:
         self._uow = uow
         self._reads = reads or uow
         self._clock = clock
         self._ids = ids
         self._new_token = new_token
+        self._reserved = RESERVED_OPERATOR_NAMES | {parse_operator_name(n) for n in reserved_names}
 
     def add(
         self,
@@ -156,39 +202,55 @@ class OperatorService:
         except ValueError:
             known = ", ".join(r.value for r in OperatorRole)
             raise InvalidRequest(f"roles are {known}", field="roles") from None
+        parsed_name = parse_operator_name(name)
+        if parsed_name in self._reserved:
+            raise InvalidRequest(f"{parsed_name!r} is reserved and is not an account name", field="name")
+        parsed_groups = tuple(sorted({parse_group(g) for g in groups}))
+        parsed_email = parse_email(normalise_identity(email)) if email else None
         token = self._new_token()
         now = self._clock.now()
         with self._uow() as tx:
-            owner_id: str | None = None
+            linked: Owner | None = None
             if owner:
-                found = tx.registry.get_owner(owner) if owner.startswith("own_") else None
-                found = found or tx.registry.get_owner_by_email(owner.strip().lower())
-                if found is None:
+                key = normalise_identity(owner)
+                linked = tx.registry.get_owner(owner.strip()) if owner.strip().startswith("own_") else None
+                linked = linked or tx.registry.get_owner_by_email(key)
+                if linked is None:
                     raise NotFound(f"no owner {owner!r}")
-                owner_id = found.id
             account = OperatorAccount(
                 id=self._ids.new("operator"),
-                name=parse_operator_name(name),
+                name=parsed_name,
                 roles=parsed_roles,
-                groups=tuple(sorted({parse_group(g) for g in groups})),
-                email=parse_email(email) if email else None,
-                owner_id=owner_id,
+                groups=parsed_groups,
+                email=parsed_email,
+                owner_id=linked.id if linked is not None else None,
                 token_sha256=token_digest(token),
                 created_at=now,
                 created_by=actor,
             )
             if tx.operators.get_by_name(account.name) is not None:
                 raise Conflict(f"an operator named {account.name!r} exists")
+            self._refuse_second_account(tx, account, linked)
             tx.operators.add(account)
             tx.audit.append(self._audit("operator.added", account, actor, now, {"roles": sorted(parsed_roles)}))
         return account, token
 
+    @staticmethod
+    def _refuse_second_account(tx: ApprovalTransaction, account: OperatorAccount, linked: Owner | None) -> None:
+        """One person holds at most one active account: same email, same owner, or each other's owner's email."""
+        by_email = tx.registry.get_owner_by_email(account.email) if account.email else None
+        emails = {e for e in (account.email, linked.email if linked else None) if e}
+        owner_ids = {o.id for o in (linked, by_email) if o is not None}
+        same = tx.operators.active_for_person(emails=sorted(emails), owner_ids=sorted(owner_ids))
+        if same:
+            raise Conflict("this person already holds an active operator account", details={"operator": same[0].name})
+
     def list(self, *, limit: int = 100, after: str | None = None) -> Page[OperatorAccount]:
-        with self._uow() as tx:
+        with self._reads() as tx:
             return tx.operators.list(limit=_page_limit(limit), after=after)
 
     def get(self, name: str) -> OperatorAccount:
-        with self._uow() as tx:
+        with self._reads() as tx:
             account = tx.operators.get_by_name(parse_operator_name(name))
         if account is None:
             raise NotFound(f"no operator {name!r}")
@@ -248,11 +310,19 @@ class ApprovalService:
         window: Window,
         breakglass_ttl: dt.timedelta,
         breakglass_alert_groups: Sequence[str] = (),
+        reads: ApprovalUnitOfWork | None = None,
+        max_pending_per_task: int = MAX_PENDING_PER_TASK,
     ) -> None:
         if window.ttl > MAX_ELEVATION_TTL or breakglass_ttl > MAX_ELEVATION_TTL:
             msg = "an elevation lives at most 15 minutes"
             raise ValueError(msg)
+        if max_pending_per_task < 1:
+            msg = "a task may have at least one pending approval request"
+            raise ValueError(msg)
         self._uow = uow
+        # Reads (get, list, the long-poll) never take the writer transaction.
+        self._reads = reads or uow
+        self._max_pending = max_pending_per_task
         self._clock = clock
         self._ids = ids
         self._rules = rules
@@ -277,7 +347,11 @@ class ApprovalService:
         environment: str | None,
         context: Mapping[str, str | int | bool],
     ) -> str:
-        """Open an approval request for a `step_up` decision, or reuse an identical pending one; returns its id."""
+        """Open an approval request for a `step_up` decision, or reuse an identical pending one; returns its id.
+
+        Raises `RateLimited` when the task already has `max_pending_per_task` pending requests: the
+        decision then stays a recorded `step_up` without an approval request.
+        """
         facts: dict[str, Any] = {
             "decision_id": decision_id,
             "task_id": task_id,
@@ -330,6 +404,7 @@ class ApprovalService:
                 sensitivity=sensitivity,
                 environment=environment or task.environment,
                 context=dict(context),
+                epoch=task.epoch,
                 uses=self._window.uses,
                 ttl=self._window.ttl,
                 approvers=approvers,
@@ -345,6 +420,11 @@ class ApprovalService:
                 if not existing.is_overdue(now):
                     return existing.id
                 self._expire(tx, existing, now)
+            if tx.approvals.count_pending(task.id) >= self._max_pending:
+                raise RateLimited(
+                    "the task has too many pending approval requests",
+                    details={"task_id": task.id, "limit": self._max_pending},
+                )
             tx.approvals.add(request)
             tx.audit.append(
                 _event(
@@ -359,6 +439,8 @@ class ApprovalService:
                         "action": action,
                         "resource": resource,
                         "risk_class": risk_class.value,
+                        "epoch": request.epoch,
+                        "context_sha256": request.context_sha256,
                         "required": required,
                         "approvers": list(approvers),
                         "expires_at": request.expires_at.isoformat(),
@@ -375,7 +457,7 @@ class ApprovalService:
     def get(self, approval_id: str) -> ApprovalRequest:
         """A request; one past its timeout is recorded as expired first."""
         parse_id("approval", approval_id, field="approval_id")
-        with self._uow() as tx:
+        with self._reads() as tx:
             request = tx.approvals.get(approval_id)
         if request is None:
             raise NotFound(f"no approval request {approval_id!r}")
@@ -386,8 +468,13 @@ class ApprovalService:
     def elevation(self, request: ApprovalRequest) -> Elevation | None:
         if request.elevation_id is None:
             return None
-        with self._uow() as tx:
+        with self._reads() as tx:
             return tx.approvals.get_elevation(request.elevation_id)
+
+    def history_start(self, task_id: str, *, last: int = 50) -> int:
+        """The audit sequence after which the task's last `last` records lie (the long-poll's history)."""
+        with self._reads() as tx:
+            return tx.approvals.history_start(task_id, last=last)
 
     def list(
         self,
@@ -399,7 +486,7 @@ class ApprovalService:
         task_id: str | None = None,
         unreviewed: bool = False,
     ) -> Page[ApprovalRequest]:
-        with self._uow() as tx:
+        with self._reads() as tx:
             return tx.approvals.list(
                 limit=_page_limit(limit), after=after, state=state, kind=kind, task_id=task_id, unreviewed=unreviewed
             )
@@ -417,18 +504,25 @@ class ApprovalService:
     def _answer(self, approval_id: str, approver: OperatorAccount, *, approve: bool, reason: str) -> ApprovalRequest:
         parse_id("approval", approval_id, field="approval_id")
         now = self._clock.now()
-        expired = False
+        ended: str | None = None
         with self._uow() as tx:
+            # The approving account as stored now: a disabled account cannot answer.
+            account = _current(tx, approver, OperatorRole.APPROVER)
             request = tx.approvals.get(approval_id, lock=True)
             if request is None:
                 raise NotFound(f"no approval request {approval_id!r}")
+            task = tx.tasks.get_task(request.task_id)
             if request.is_overdue(now):
                 self._expire(tx, request, now)
-                expired = True
+                ended = "the approval request expired"
+            elif request.state is ApprovalState.PENDING and task is not None and task.epoch != request.epoch:
+                # The task's context changed since the request was made: what was asked is no longer what runs.
+                self._expire(tx, request, now, reason="task_epoch_changed")
+                ended = "the task's context changed since the request was made; the request expired"
             else:
-                request = self._record_answer(tx, request, approver, approve=approve, reason=reason, now=now)
-        if expired:
-            raise Conflict("the approval request expired", details={"approval_id": approval_id, "state": "expired"})
+                request = self._record_answer(tx, request, account, approve=approve, reason=reason, now=now)
+        if ended is not None:
+            raise Conflict(ended, details={"approval_id": approval_id, "state": "expired"})
         return request
 
     def _record_answer(
@@ -446,8 +540,8 @@ class ApprovalService:
                 f"the approval request is already {request.state.value}",
                 details={"approval_id": request.id, "state": request.state.value},
             )
-        self._check_approver(request, approver)
-        vote = Vote(approver=approver.name, approve=approve, reason=reason, at=now)
+        person = self._check_approver(tx, request, approver)
+        vote = Vote(approver=approver.name, approve=approve, reason=reason, at=now, person=person)
         request = replace(request, votes=(*request.votes, vote))
         actor = AuditActor(ActorKind.APPROVER, approver.name)
         if not approve:
@@ -455,7 +549,8 @@ class ApprovalService:
             tx.approvals.update(request)
             self._append(tx, request, "approval.denied", actor, now, {"approver": approver.name, "reason": reason})
             return request
-        if len(request.approvals) < request.required:
+        counted = self._counted_approvers(tx, request)
+        if len(counted) < request.required:
             tx.approvals.update(request)
             self._append(
                 tx,
@@ -463,11 +558,13 @@ class ApprovalService:
                 "approval.voted",
                 actor,
                 now,
-                {"approver": approver.name, "approvals": len(request.approvals), "required": request.required},
+                {"approver": approver.name, "approvals": len(counted), "required": request.required},
             )
             return request
         task = self._running_task(tx, request.task_id, now)
-        elevation = self._grant(tx, request, task, now, ttl=request.ttl, uses=request.uses, break_glass=False)
+        elevation = self._grant(
+            tx, request, task, now, ttl=request.ttl, uses=request.uses, break_glass=False, granted_by=counted
+        )
         request = replace(request, state=ApprovalState.APPROVED, decided_at=now, elevation_id=elevation.id)
         tx.approvals.update(request)
         self._append(
@@ -477,7 +574,7 @@ class ApprovalService:
             actor,
             now,
             {
-                "approvers": [v.approver for v in request.approvals],
+                "approvers": list(counted),
                 "elevation_id": elevation.id,
                 "uses": elevation.uses_left,
                 "expires_at": elevation.expires_at.isoformat(),
@@ -487,19 +584,49 @@ class ApprovalService:
         return request
 
     @staticmethod
-    def _check_approver(request: ApprovalRequest, approver: OperatorAccount) -> None:
-        """Approvers are people of the request's groups (or its owner), distinct, never the task's principal."""
+    def _check_approver(tx: ApprovalTransaction, request: ApprovalRequest, approver: OperatorAccount) -> str:
+        """Approvers are people of the request's groups (or its owner), distinct persons, never the principal.
+
+        The principal is compared with every identity of the person, the linked owner's included.
+        Returns the approver's person key.
+        """
         if request.kind is not ApprovalKind.APPROVAL:
             raise Conflict("a break-glass grant is not approved; it is reviewed")
         if not approver.has(OperatorRole.APPROVER):
             raise Forbidden("only an account with the approver role may answer an approval request")
-        if approver.is_person(request.principal):
+        owner = _owner_of(tx, approver)
+        if approver.is_person(request.principal, owner):
             raise Forbidden("nobody may approve a task that runs on their own behalf")
-        if any(v.approver == approver.name for v in request.votes):
-            raise Conflict("this approver has already answered this request")
-        as_owner = OWNER_APPROVES in request.approvers and approver.owner_id == request.owner_id
-        if not as_owner and not set(approver.groups) & set(request.approvers):
+        person = approver.person_key(owner)
+        for vote in request.votes:
+            earlier = tx.operators.get_by_name(vote.approver)
+            earlier_person = _person_key(tx, earlier) if earlier is not None else vote.person
+            if vote.approver == approver.name or person in {earlier_person, vote.person}:
+                raise Conflict("this person has already answered this request")
+        owner_id = approver.owner_id or (owner.id if owner is not None else None)
+        as_owner = OWNER_APPROVES in request.approvers and owner_id == request.owner_id
+        # `owner` and `break-glass` are never groups, whatever an account or a rule says.
+        if not as_owner and not (set(approver.groups) - RESERVED_GROUPS) & (set(request.approvers) - RESERVED_GROUPS):
             raise Forbidden("this account is not an approver for this request")
+        return person
+
+    @staticmethod
+    def _counted_approvers(tx: ApprovalTransaction, request: ApprovalRequest) -> tuple[str, ...]:
+        """The approving votes that count now, as account names in vote order.
+
+        Each voter is re-read: active, an approver, not the principal, and one per person (two
+        accounts of one person count once).
+        """
+        counted: dict[str, str] = {}
+        for vote in request.approvals:
+            account = tx.operators.get_by_name(vote.approver)
+            if account is None or not account.has(OperatorRole.APPROVER):
+                continue
+            owner = _owner_of(tx, account)
+            if account.is_person(request.principal, owner):
+                continue
+            counted.setdefault(account.person_key(owner), account.name)
+        return tuple(counted.values())
 
     def _grant(  # noqa: PLR0913 - what the elevation is made of
         self,
@@ -511,6 +638,7 @@ class ApprovalService:
         ttl: dt.timedelta,
         uses: int | None,
         break_glass: bool,
+        granted_by: Sequence[str],
     ) -> Elevation:
         elevation = Elevation(
             id=self._ids.new("elevation"),
@@ -527,8 +655,10 @@ class ApprovalService:
             granted_at=now,
             # Never longer than 15 minutes, and never past the task's deadline.
             expires_at=min(now + min(ttl, MAX_ELEVATION_TTL), task.deadline),
-            granted_by=tuple(v.approver for v in request.votes if v.approve),
+            granted_by=tuple(granted_by),
             break_glass=break_glass,
+            epoch=request.epoch,
+            context_sha256=request.context_sha256,
         )
         tx.approvals.add_elevation(elevation)
         return elevation
@@ -553,16 +683,23 @@ class ApprovalService:
                 request = self._expire(tx, request, now)
         return request
 
-    def _expire(self, tx: ApprovalTransaction, request: ApprovalRequest, now: dt.datetime) -> ApprovalRequest:
-        expired = replace(request, state=ApprovalState.EXPIRED, decided_at=now, reason="timeout")
+    def _expire(
+        self, tx: ApprovalTransaction, request: ApprovalRequest, now: dt.datetime, *, reason: str = "timeout"
+    ) -> ApprovalRequest:
+        expired = replace(request, state=ApprovalState.EXPIRED, decided_at=now, reason=reason)
         tx.approvals.update(expired)
+        why = (
+            "no answer before the request timed out"
+            if reason == "timeout"
+            else "the task's context (epoch) changed since the request was made"
+        )
         self._append(
             tx,
             expired,
             "approval.expired",
             AuditActor.system(),
             now,
-            {"reason": "no answer before the request timed out", "approvals": len(request.approvals)},
+            {"reason": why, "approvals": len(request.approvals)},
         )
         return expired
 
@@ -578,8 +715,13 @@ class ApprovalService:
         resource: str,
         justification: str,
         ttl: dt.timedelta | None = None,
+        context: Mapping[str, Any] | None = None,
     ) -> tuple[ApprovalRequest, Elevation]:
-        """Self-grant a short elevation for a running task: loud (high-severity audit, alert) and reviewed later."""
+        """Self-grant a short elevation for a running task: loud (high-severity audit, alert) and reviewed later.
+
+        The elevation covers exactly the call with these request facts (`context`, none by default),
+        at the task's current epoch. Nobody may break the glass for a task run on their own behalf.
+        """
         if not holder.has(OperatorRole.BREAK_GLASS):
             raise Forbidden("only an account with the break-glass role may break the glass")
         why = parse_reason(justification, field="justification", required=True, minimum=BREAKGLASS_MIN_JUSTIFICATION)
@@ -590,9 +732,14 @@ class ApprovalService:
         tool, action = parse_name(tool, field="tool"), parse_name(action, field="action")
         if not resource or len(resource) > 512 or any(c.isspace() for c in resource):  # noqa: PLR2004 - bound
             raise InvalidRequest("resource is one resource name", field="resource")
+        facts = _parse_context(context)
         now = self._clock.now()
         with self._uow() as tx:
+            holder = _current(tx, holder, OperatorRole.BREAK_GLASS)
             task = self._running_task(tx, task_id, now)
+            owner = _owner_of(tx, holder)
+            if holder.is_person(task.principal, owner):
+                raise Forbidden("nobody may break the glass for a task that runs on their own behalf")
             registered = tx.registry.get_tool_by_name(tool)
             found = registered.action(action) if registered is not None else None
             if registered is None or found is None:
@@ -614,29 +761,34 @@ class ApprovalService:
                 risk_class=found.risk_class,
                 sensitivity=registered.sensitivity_of(resource),
                 environment=task.environment,
-                context={},
+                context=facts,
+                epoch=task.epoch,
                 uses=None,
                 ttl=window,
-                approvers=(OperatorRole.BREAK_GLASS.value,),
+                approvers=(BREAK_GLASS_GROUP,),
                 required=1,
                 state=ApprovalState.APPROVED,
                 created_at=now,
                 expires_at=now,
                 requested_by=holder.name,
-                votes=(Vote(approver=holder.name, approve=True, reason=why, at=now),),
+                votes=(Vote(approver=holder.name, approve=True, reason=why, at=now, person=holder.person_key(owner)),),
                 decided_at=now,
                 reason=why,
                 justification=why,
                 review_state=ReviewState.OPEN,
             )
             tx.approvals.add(request)
-            elevation = self._grant(tx, request, task, now, ttl=window, uses=None, break_glass=True)
+            elevation = self._grant(
+                tx, request, task, now, ttl=window, uses=None, break_glass=True, granted_by=(holder.name,)
+            )
             request = replace(request, elevation_id=elevation.id)
             tx.approvals.update(request)
             data = {
                 "severity": "high",
                 "holder": holder.name,
                 "justification": why,
+                "context_sha256": request.context_sha256,
+                "epoch": request.epoch,
                 "elevation_id": elevation.id,
                 "authorization_details": request.authorization_details,
                 "expires_at": elevation.expires_at.isoformat(),
@@ -658,10 +810,16 @@ class ApprovalService:
         parse_id("approval", approval_id, field="approval_id")
         now = self._clock.now()
         with self._uow() as tx:
+            auditor = _current(tx, auditor, OperatorRole.AUDITOR)
             request = tx.approvals.get(approval_id, lock=True)
             if request is None or request.kind is not ApprovalKind.BREAK_GLASS:
                 raise NotFound(f"no break-glass grant {approval_id!r}")
-            if request.requested_by == auditor.name:
+            # The reviewer is another person than the holder, not merely another account.
+            holder = tx.operators.get_by_name(request.requested_by)
+            holder_persons = {v.person for v in request.votes if v.person}
+            if holder is not None:
+                holder_persons.add(_person_key(tx, holder))
+            if request.requested_by == auditor.name or _person_key(tx, auditor) in holder_persons:
                 raise Forbidden("the holder of a break-glass grant may not review it")
             if request.review_state is ReviewState.CLOSED:
                 raise Conflict("the review is already closed")
@@ -722,10 +880,26 @@ class ElevationBook:
         self._clock = clock
         self._ids = ids
 
-    def find(self, *, task_id: str, tool: str, action: str, resource: str) -> Elevation | None:
+    def find(
+        self,
+        *,
+        task_id: str,
+        epoch: int,
+        tool: str,
+        action: str,
+        resource: str,
+        context: Mapping[str, str | int | bool],
+    ) -> Elevation | None:
+        """A live elevation for the task at this epoch, this call and exactly these request facts."""
         with self._reads() as tx:
             return tx.approvals.find_elevation(
-                task_id=task_id, tool=tool, action=action, resource=resource, now=self._clock.now()
+                task_id=task_id,
+                epoch=epoch,
+                tool=tool,
+                action=action,
+                resource=resource,
+                context_sha256=context_digest(context),
+                now=self._clock.now(),
             )
 
     def consume(self, elevation: _HasId) -> bool:

@@ -45,6 +45,7 @@ class CachedFacts:
         self._ttl = ttl.total_seconds()
         self._lock = threading.Lock()
         self._entries: dict[tuple[str, str], tuple[float, object]] = {}
+        self._generation = 0  # moves on every clear()
 
     def subscribe(self, bus: InProcessEventBus) -> None:
         """Drop everything on any domain event of this process: they are rare, and then nothing is stale."""
@@ -53,6 +54,7 @@ class CachedFacts:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._generation += 1
 
     def forget_task(self, task_id: str) -> None:
         with self._lock:
@@ -63,12 +65,16 @@ class CachedFacts:
         entry = self._entries.get((kind, key))
         if entry is not None and now < entry[0]:
             return entry[1]  # type: ignore[return-value]  # stored by this method with the same loader type
+        generation = self._generation
         with self._uow() as tx:
             value = load(tx)
         with self._lock:
-            if len(self._entries) >= _MAX_ENTRIES:
-                self._entries.clear()
-            self._entries[(kind, key)] = (now + self._ttl, value)
+            # A clear() during the read means the value may predate the change that cleared: use it
+            # for this call, but do not keep it.
+            if generation == self._generation:
+                if len(self._entries) >= _MAX_ENTRIES:
+                    self._entries.clear()
+                self._entries[(kind, key)] = (now + self._ttl, value)
         return value
 
     def agent(self, agent_id: str) -> Agent | None:

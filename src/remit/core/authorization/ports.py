@@ -58,8 +58,21 @@ class ElevationView(Protocol):
 class Elevations(Protocol):
     """Live just-in-time elevations, bound to task, action and resource (implemented by approvals)."""
 
-    def find(self, *, task_id: str, tool: str, action: str, resource: str) -> ElevationView | None:
-        """A live elevation matching exactly, or None."""
+    def find(
+        self,
+        *,
+        task_id: str,
+        epoch: int,
+        tool: str,
+        action: str,
+        resource: str,
+        context: Mapping[str, str | int | bool],
+    ) -> ElevationView | None:
+        """A live elevation matching exactly (task at this epoch, tool, action, resource, request facts), or None.
+
+        The request facts (amount, record count...) are part of what a person approved: a call with
+        other facts is not covered, and asks for its own approval.
+        """
         ...
 
     def consume(self, elevation: ElevationView) -> bool:
@@ -70,7 +83,16 @@ class Elevations(Protocol):
 class NoElevations:
     """Without approvals wired: there is never an elevation, so every high-risk action needs a step-up."""
 
-    def find(self, *, task_id: str, tool: str, action: str, resource: str) -> Elevation | None:  # noqa: ARG002
+    def find(
+        self,
+        *,
+        task_id: str,  # noqa: ARG002
+        epoch: int,  # noqa: ARG002
+        tool: str,  # noqa: ARG002
+        action: str,  # noqa: ARG002
+        resource: str,  # noqa: ARG002
+        context: Mapping[str, str | int | bool],  # noqa: ARG002
+    ) -> Elevation | None:
         return None
 
     def consume(self, elevation: ElevationView) -> bool:  # noqa: ARG002

@@ -244,11 +244,9 @@ class DecisionService:
             return Reason(
                 ReasonKind.GUARDRAIL, g.CREDENTIAL_VERIFIES, "unavailable", internal="revocations_not_current"
             )
-        if request.subject is not None and request.subject not in {
-            credential.subject,
-            credential.client_id,
-            credential.agent_id,
-        }:
+        # The subject AuthZEN names must be the agent itself (its workload identity or agent id), never the
+        # `sub` of an on-behalf-of credential, which is the principal the agent declared.
+        if request.subject is not None and request.subject not in {credential.client_id, credential.agent_id}:
             return Reason(
                 ReasonKind.GUARDRAIL, g.CREDENTIAL_VERIFIES, "credential_invalid", internal="subject_mismatch"
             )
@@ -315,11 +313,18 @@ class DecisionService:
             ):
                 return _deny(scope, inputs, out_of_objective=True)
             granted = (Reason(ReasonKind.GUARDRAIL, g.STANDING_GRANT, "a standing grant covers this low-risk read"),)
-        elevation: ElevationView | None = None
-        if g.needs_elevation(action.risk_class):
-            elevation = self._elevations.find(
-                task_id=task.id, tool=request.tool, action=request.action, resource=request.resource
+
+        def find_elevation() -> ElevationView | None:
+            return self._elevations.find(
+                task_id=task.id,
+                epoch=credential.epoch,
+                tool=request.tool,
+                action=request.action,
+                resource=request.resource,
+                context=request.context,
             )
+
+        elevation = find_elevation() if g.needs_elevation(action.risk_class) else None
         version = self._policies.version
         if version is None:
             reason = Reason(ReasonKind.GUARDRAIL, g.POLICY_SET_LOADED, "no policy set is active")
@@ -340,7 +345,7 @@ class DecisionService:
             elevated=elevation is not None,
             context=request.context,
         )
-        return self._apply_policies(
+        outcome = self._apply_policies(
             policy_request,
             inputs,
             version,
@@ -348,6 +353,13 @@ class DecisionService:
             elevation,
             needs_elevation=g.needs_elevation(action.risk_class) and elevation is None,
         )
+        if outcome.effect is Effect.STEP_UP and elevation is None and not g.needs_elevation(action.risk_class):
+            # A policy asks for an approval of this call (restricted data, say): an approved one answers it.
+            approved = find_elevation()
+            if approved is not None:
+                elevated = replace(policy_request, elevated=True)
+                return self._apply_policies(elevated, inputs, version, granted, approved, needs_elevation=False)
+        return outcome
 
     def _apply_policies(
         self,

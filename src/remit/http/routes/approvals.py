@@ -77,7 +77,10 @@ def approval_out(remit: Remit, request: ApprovalRequest, *, history: bool = Fals
     elevation = remit.approvals.elevation(request)
     events: list[HistoryItem] | None = None
     if history:
-        records = [r for r in remit.audit.records(task_id=request.task_id) if isinstance(r, SealedRecord)]
+        # Only the task's last records: one indexed read for where they start, then one page.
+        after = remit.approvals.history_start(request.task_id, last=_HISTORY)
+        page = remit.audit.page(after=after, limit=_HISTORY, task_id=request.task_id)
+        records = [r for r in page.records if isinstance(r, SealedRecord)]
         events = [
             HistoryItem(
                 sequence=r.sequence,
@@ -274,6 +277,7 @@ class BreakGlassController(Controller):
             resource=data.resource,
             justification=data.justification,
             ttl=dt.timedelta(seconds=data.ttl_seconds) if data.ttl_seconds else None,
+            context=data.context,
         )
         return Response(approval_out(remit, granted), status_code=201)
 

@@ -65,10 +65,12 @@ class _Dpop:
 
 
 def decision_out(decision: Decision, *, explain: bool = False) -> DecisionOut:
+    # An explain is a dry run: it used no elevation, so it must never read as permission to act.
     return DecisionOut(
         decision_id=decision.id,
         effect=decision.effect.value,
-        allowed=decision.allowed,
+        allowed=decision.allowed and not explain,
+        dry_run=explain,
         reasons=[ReasonOut.model_validate(r.as_json()) for r in decision.reasons],
         policy_version=decision.policy_version,
         decided_at=decision.decided_at,

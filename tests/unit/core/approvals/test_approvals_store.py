@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -76,15 +77,27 @@ def _open(service: ApprovalService, task: Task, **context: str | int | bool) -> 
     )
 
 
-def _approver(name: str, clock: FrozenClock) -> OperatorAccount:
-    return OperatorAccount(
-        id=f"opr_{name}",
-        name=name,
-        roles=frozenset({OperatorRole.APPROVER}),
-        groups=("approvers",),
-        created_at=clock.now(),
-        created_by="test",
-    )
+def _store(stack: Stack, account: OperatorAccount) -> OperatorAccount:
+    """Approvers are re-read inside each transaction: every account a test uses is stored."""
+    with stack.database.transaction() as tx:
+        if tx.operators.get_by_name(account.name) is None:
+            tx.operators.add(account)
+    return account
+
+
+def _approver(name: str, clock: FrozenClock, stack: Stack | None = None, **fields: object) -> OperatorAccount:
+    values: dict[str, object] = {
+        "id": f"opr_{name}",
+        "name": name,
+        "roles": frozenset({OperatorRole.APPROVER}),
+        "groups": ("approvers",),
+        "created_at": clock.now(),
+        "created_by": "test",
+        "token_sha256": f"{name:0<64}"[:64],
+    }
+    values.update(fields)
+    account = OperatorAccount(**values)  # type: ignore[arg-type]
+    return _store(stack, account) if stack is not None else account
 
 
 def test_identical_pending_requests_are_reused_and_expiry_ends_them(stack: Stack, ids: SequentialIdFactory) -> None:
@@ -95,7 +108,7 @@ def test_identical_pending_requests_are_reused_and_expiry_ends_them(stack: Stack
 
     stack.clock.advance(dt.timedelta(minutes=11))
     with pytest.raises(Conflict):
-        service.approve(first, approver=_approver("grace", stack.clock))
+        service.approve(first, approver=_approver("grace", stack.clock, stack))
     assert service.get(first).state is ApprovalState.EXPIRED
     assert _open(service, task) != first
     assert service.expire_overdue() == 1  # the request with a context, overdue too
@@ -104,13 +117,14 @@ def test_identical_pending_requests_are_reused_and_expiry_ends_them(stack: Stack
 def test_an_elevation_is_used_exactly_once_even_concurrently(stack: Stack, ids: SequentialIdFactory) -> None:
     service, task = _service(stack, ids), _task(stack)
     book = ElevationBook(stack.database.transaction, stack.database.reading, clock=stack.clock, ids=ids)
-    approval = service.approve(_open(service, task), approver=_approver("grace", stack.clock))
+    approval = service.approve(_open(service, task), approver=_approver("grace", stack.clock, stack))
     assert approval.state is ApprovalState.APPROVED
 
-    found = book.find(task_id=task.id, **CALL)
+    found = book.find(task_id=task.id, epoch=0, context={}, **CALL)
     assert found is not None
-    assert book.find(task_id=task.id, tool="github", action="merge_pr", resource="repo:acme/other") is None
-    assert book.find(task_id="tsk_" + "1" * 26, **CALL) is None
+    other = {"tool": "github", "action": "merge_pr", "resource": "repo:acme/other"}
+    assert book.find(task_id=task.id, epoch=0, context={}, **other) is None
+    assert book.find(task_id="tsk_" + "1" * 26, epoch=0, context={}, **CALL) is None
 
     results: list[bool] = []
     threads = [threading.Thread(target=lambda: results.append(book.consume(found))) for _ in range(6)]
@@ -119,21 +133,21 @@ def test_an_elevation_is_used_exactly_once_even_concurrently(stack: Stack, ids: 
     for thread in threads:
         thread.join()
     assert sorted(results) == [False] * 5 + [True]
-    assert book.find(task_id=task.id, **CALL) is None
+    assert book.find(task_id=task.id, epoch=0, context={}, **CALL) is None
 
 
 def test_a_window_expires_and_never_outlives_the_task(stack: Stack, ids: SequentialIdFactory) -> None:
     service, task = _service(stack, ids, uses=None), _task(stack)
     book = ElevationBook(stack.database.transaction, stack.database.reading, clock=stack.clock, ids=ids)
-    service.approve(_open(service, task), approver=_approver("grace", stack.clock))
-    found = book.find(task_id=task.id, **CALL)
+    service.approve(_open(service, task), approver=_approver("grace", stack.clock, stack))
+    found = book.find(task_id=task.id, epoch=0, context={}, **CALL)
     assert found is not None
     assert found.expires_at <= min(stack.clock.now() + dt.timedelta(minutes=5), task.deadline)
     assert book.consume(found)
     assert book.consume(found)  # a window is not counted down
 
     stack.clock.advance(dt.timedelta(minutes=5))
-    assert book.find(task_id=task.id, **CALL) is None
+    assert book.find(task_id=task.id, epoch=0, context={}, **CALL) is None
     assert not book.consume(found)
 
 
@@ -157,6 +171,7 @@ def test_separation_of_duties(stack: Stack, ids: SequentialIdFactory) -> None:
         created_by="t",
     )
     for who in (outsider, admin):
+        _store(stack, replace(who, token_sha256=who.name * 64))
         with pytest.raises(Forbidden):
             service.approve(approval_id, approver=who)
     assert service.get(approval_id).state is ApprovalState.PENDING

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,10 +54,26 @@ class SingleUseElevations:
     """Elevations granted by the test, each usable once: the contract the approvals issue implements."""
 
     live: list[Elevation] = field(default_factory=list)
+    # What each elevation was approved for beyond the call itself: (task epoch, request facts).
+    approved_for: dict[str, tuple[int, dict[str, str | int | bool]]] = field(default_factory=dict)
 
-    def find(self, *, task_id: str, tool: str, action: str, resource: str) -> Elevation | None:
+    def find(
+        self,
+        *,
+        task_id: str,
+        epoch: int,
+        tool: str,
+        action: str,
+        resource: str,
+        context: Mapping[str, str | int | bool],
+    ) -> Elevation | None:
         return next(
-            (e for e in self.live if (e.task_id, e.tool, e.action, e.resource) == (task_id, tool, action, resource)),
+            (
+                e
+                for e in self.live
+                if (e.task_id, e.tool, e.action, e.resource) == (task_id, tool, action, resource)
+                and self.approved_for.get(e.id, (0, {})) == (epoch, dict(context))
+            ),
             None,
         )
 

@@ -323,3 +323,63 @@ def test_explain_counts_no_strike(decisions: DecisionStack) -> None:
 
     assert decisions.stack.tasks.get(task.id).state.value == "running"
     assert all(r.event.data.get("dry_run") for r in decisions.records())
+
+
+def _elevation(task_id: str, **overrides: str) -> Elevation:
+    values = {"tool": "github", "action": "merge_pr", "resource": "repo:acme/docs"} | overrides
+    return Elevation(
+        id=f"elv_{len(values)}_{values['action']}",
+        task_id=task_id,
+        expires_at=dt.datetime(2030, 1, 1, tzinfo=dt.UTC),
+        **values,
+    )
+
+
+def test_an_elevation_covers_only_the_facts_and_the_objective_it_was_approved_for(decisions: DecisionStack) -> None:
+    """Approved for a 500 payment under this objective: a bigger amount, or the call after an objective change, is not."""
+    task, issued = decisions.stack.issuance.start_task(workload(), wide_declaration())
+    elevation = _elevation(task.id)
+    decisions.elevations.live.append(elevation)
+    decisions.elevations.approved_for[elevation.id] = (0, {"amount": 500, "currency": "EUR"})
+
+    bigger = decisions.service.decide(
+        decisions.request(issued.token, action="merge_pr", context={"amount": 999_999, "currency": "EUR"})
+    )
+    approved = decisions.service.decide(
+        decisions.request(issued.token, action="merge_pr", context={"amount": 500, "currency": "EUR"})
+    )
+
+    assert bigger.effect is Effect.STEP_UP
+    assert approved.effect is Effect.ALLOW
+
+
+def test_an_approval_a_policy_asked_for_lifts_that_policys_step_up(decisions: DecisionStack) -> None:
+    """A read a policy allows only when elevated is step_up; once an elevation for it exists, it is allowed once."""
+    decisions.policies.rule = lambda request: request.elevated
+    task, issued = decisions.start()
+    asked = decisions.service.decide(decisions.request(issued.token))
+    elevation = _elevation(task.id, action="read_file")
+    decisions.elevations.live.append(elevation)
+    decisions.elevations.approved_for[elevation.id] = (0, {})
+
+    allowed = decisions.service.decide(decisions.request(issued.token))
+    again = decisions.service.decide(decisions.request(issued.token))
+
+    assert asked.effect is Effect.STEP_UP
+    assert allowed.effect is Effect.ALLOW
+    assert allowed.elevation_id == elevation.id
+    assert again.effect is Effect.STEP_UP
+
+
+def test_authzen_subject_must_be_the_agent_not_the_principal_it_declared(decisions: DecisionStack) -> None:
+    """An on-behalf-of credential's `sub` is the declared principal: naming it as the subject does not pass."""
+    principal = "spiffe://acme.example/agents/helper-bot"
+    _, issued = decisions.stack.issuance.start_task(workload(), declaration(principal=principal))
+
+    as_principal = decisions.service.decide(decisions.request(issued.token, subject=principal))
+    as_agent = decisions.service.decide(
+        decisions.request(issued.token, subject="spiffe://acme.example/agents/invoice-bot")
+    )
+
+    assert as_principal.reasons[0].id == g.CREDENTIAL_VERIFIES
+    assert as_agent.effect is Effect.ALLOW

@@ -35,6 +35,19 @@ def upgrade() -> None:
         sa.UniqueConstraint("name", name=op.f("uq_operator_accounts_name")),
         sa.UniqueConstraint("token_sha256", name=op.f("uq_operator_accounts_token_sha256")),
     )
+    # One person holds at most one active account: by email and by linked owner.
+    for name, column in (
+        ("uq_operator_accounts_active_email", "email"),
+        ("uq_operator_accounts_active_owner", "owner_id"),
+    ):
+        op.create_index(
+            name,
+            "operator_accounts",
+            [column],
+            unique=True,
+            sqlite_where=sa.text("disabled_at IS NULL"),
+            postgresql_where=sa.text("disabled_at IS NULL"),
+        )
     op.create_table(
         "approvals",
         sa.Column("id", sa.String(length=40), nullable=False),
@@ -52,6 +65,8 @@ def upgrade() -> None:
         sa.Column("sensitivity", sa.String(length=16), nullable=True),
         sa.Column("environment", sa.String(length=63), nullable=True),
         sa.Column("context", sa.JSON(), nullable=False),
+        sa.Column("context_sha256", sa.String(length=64), nullable=False),
+        sa.Column("epoch", sa.Integer(), nullable=False),
         sa.Column("uses", sa.Integer(), nullable=True),
         sa.Column("ttl_seconds", sa.Integer(), nullable=False),
         sa.Column("approvers", sa.JSON(), nullable=False),
@@ -95,6 +110,8 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(), nullable=False),
         sa.Column("granted_by", sa.JSON(), nullable=False),
         sa.Column("break_glass", sa.Integer(), nullable=False),
+        sa.Column("epoch", sa.Integer(), nullable=False),
+        sa.Column("context_sha256", sa.String(length=64), nullable=False),
         sa.ForeignKeyConstraint(["approval_id"], ["approvals.id"], name=op.f("fk_elevations_approval_id_approvals")),
         sa.ForeignKeyConstraint(["task_id"], ["tasks.id"], name=op.f("fk_elevations_task_id_tasks")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_elevations")),
@@ -124,4 +141,6 @@ def downgrade() -> None:
     op.drop_index("ix_approvals_state_expires", table_name="approvals")
     op.drop_index(op.f("ix_approvals_task_id"), table_name="approvals")
     op.drop_table("approvals")
+    op.drop_index("uq_operator_accounts_active_owner", table_name="operator_accounts")
+    op.drop_index("uq_operator_accounts_active_email", table_name="operator_accounts")
     op.drop_table("operator_accounts")
