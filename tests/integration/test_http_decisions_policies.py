@@ -12,11 +12,14 @@ import pytest
 from tests.integration.conftest import LiveServer
 from tests.integration.test_http_tasks import (  # noqa: F401 - pytest fixtures, requested by name
     BOT,
+    ISSUER,
     Workloads,
     _declaration,
+    _dpop_proof,
     agent_server,
     workloads,
 )
+from tests.unit.core.attestation.minting import ec_key
 
 from remit.core.registry.models import RiskClass, Sensitivity, ToolAction, ToolResource
 
@@ -137,3 +140,38 @@ def test_an_explain_never_reads_as_permission(governed: LiveServer, workloads: W
     assert body["effect"] == "allow"
     assert body["allowed"] is False
     assert body["dry_run"] is True
+
+
+def test_a_dpop_bound_credential_decides_only_with_a_fresh_proof_from_its_key(
+    governed: LiveServer, workloads: Workloads
+) -> None:
+    """Missing, replayed, foreign-key and wrong-URL proofs are refused like a forged credential (C11)."""
+    holder, thief = ec_key(), ec_key()
+    with governed.client(authenticated=False) as client:
+        started = client.post(
+            "/v1/tasks",
+            json=_declaration(workloads.svid()),
+            headers={"DPoP": _dpop_proof(holder, "POST", f"{ISSUER}/v1/tasks")},
+        ).json()
+    token = started["credential"]["access_token"]
+    tool_url = "https://tools.example/github/read"
+    call = {"credential": token, "tool": "github", "action": "read_file", "resource": "repo:acme/docs"}
+    fresh = _dpop_proof(holder, "GET", tool_url, token)
+
+    def decide(dpop: dict[str, str] | None) -> dict[str, Any]:
+        return _decide(governed, {**call, "dpop": dpop} if dpop else call)
+
+    allowed = decide({"proof": fresh, "method": "GET", "url": tool_url})
+    replayed = decide({"proof": fresh, "method": "GET", "url": tool_url})
+    missing = decide(None)
+    foreign = decide({"proof": _dpop_proof(thief, "GET", tool_url, token), "method": "GET", "url": tool_url})
+    elsewhere = decide(
+        {"proof": _dpop_proof(holder, "GET", "https://evil.example/x", token), "method": "GET", "url": tool_url}
+    )
+
+    assert allowed["effect"] == "allow"
+    for refused in (replayed, missing, foreign, elsewhere):
+        assert refused["effect"] == "deny"
+        assert refused["reasons"] == [
+            {"kind": "guardrail", "id": "credential_verifies", "detail": "credential_invalid"}
+        ]

@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from collections.abc import Sequence
 from typing import Final, get_args
 
+from remit.core.authorization.models import REQUEST_CONTEXT_TYPES
 from remit.errors import InvalidRequest
 from remit.wire.registry import (
     OidcIdentity,
@@ -24,6 +26,7 @@ __all__ = [
     "parse_action",
     "parse_date",
     "parse_duration",
+    "parse_facts",
     "parse_human_identity",
     "parse_resource",
     "parse_step",
@@ -112,3 +115,30 @@ def parse_human_identity(raw: str) -> OidcIdentity:
         msg = f"{raw!r} is not ISSUER#SUBJECT"
         raise InvalidRequest(msg, field="human_identity")
     return OidcIdentity(issuer=issuer, subject=subject)
+
+
+def parse_facts(raw: Sequence[str], *, field: str = "--fact") -> dict[str, str | int | bool]:
+    """`NAME=VALUE` request facts, each typed: declared facts as declared, others as bool, integer or text.
+
+    `amount=250` is an integer because `amount` is declared one; `urgent=true` is a boolean.
+    """
+    facts: dict[str, str | int | bool] = {}
+    for item in raw:
+        name, sep, value = item.partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep or not name:
+            msg = f"a fact is NAME=VALUE, not {item!r}"
+            raise InvalidRequest(msg, field=field)
+        declared = REQUEST_CONTEXT_TYPES.get(name)
+        if declared is int:
+            try:
+                facts[name] = int(value)
+            except ValueError:
+                raise InvalidRequest(f"fact {name} is an integer", field=field) from None
+        elif declared is None and value in {"true", "false"}:
+            facts[name] = value == "true"
+        elif declared is None and value.lstrip("-").isdigit():
+            facts[name] = int(value)
+        else:
+            facts[name] = value
+    return facts

@@ -17,6 +17,7 @@ import typer
 from remit.cli.commands._shared import AfterOption, LimitOption, ReasonOption, list_items
 from remit.cli.context import state
 from remit.cli.output import Column
+from remit.cli.parsing import parse_facts
 from remit.errors import InvalidRequest
 from remit.wire.approvals import ApprovalOut, BreakGlassIn, OperatorIn
 
@@ -158,23 +159,6 @@ def deny(
 # ------------------------------------------------------------------ break-glass
 
 
-def _facts(raw: list[str]) -> dict[str, str | int | bool]:
-    facts: dict[str, str | int | bool] = {}
-    for item in raw:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            msg = f"a fact is key=value, not {item!r}"
-            raise typer.BadParameter(msg, param_hint="--fact")
-        text = value.strip()
-        parsed: str | int | bool = text
-        if text in {"true", "false"}:
-            parsed = text == "true"
-        elif text.lstrip("-").isdigit():
-            parsed = int(text)
-        facts[key.strip()] = parsed
-    return facts
-
-
 @breakglass.command("grant")
 def grant(  # noqa: PLR0913, PLR0917 - typer passes each option
     ctx: typer.Context,
@@ -203,7 +187,7 @@ def grant(  # noqa: PLR0913, PLR0917 - typer passes each option
         resource=resource,
         justification=justification,
         ttl_seconds=ttl,
-        context=_facts(fact or []),
+        context=parse_facts(fact or []),
     )
     with state(ctx).client() as client:
         _show(ctx, client.break_glass(body))

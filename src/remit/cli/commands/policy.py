@@ -17,8 +17,8 @@ from rich.markup import escape
 from remit.cli.commands._shared import AfterOption, LimitOption, list_items
 from remit.cli.context import state
 from remit.cli.output import Column
+from remit.cli.parsing import parse_facts
 from remit.cli.policy_cases import load_cases, run_cases
-from remit.core.authorization.models import REQUEST_CONTEXT_TYPES
 from remit.core.authorization.policies import parse_policy_ref
 from remit.errors import InvalidRequest
 from remit.wire.decisions import DecisionIn
@@ -235,7 +235,7 @@ def explain(  # noqa: PLR0913, PLR0917 - one option per input of a decision
         action=action,
         resource=resource,
         environment=environment,
-        context=_facts(fact or []),
+        context=parse_facts(fact or []),
     )
     with cli.client() as client:
         decision = client.decide(request, explain=True)
@@ -250,20 +250,3 @@ def explain(  # noqa: PLR0913, PLR0917 - one option per input of a decision
         cli.printer.out.print()
         for name, value in decision.inputs.items():
             cli.printer.out.print(f"{name:22} {escape(str(value))}")
-
-
-def _facts(raw: list[str]) -> dict[str, str | int | bool]:
-    facts: dict[str, str | int | bool] = {}
-    for item in raw:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise InvalidRequest("a fact is NAME=VALUE", field="--fact")
-        kind = REQUEST_CONTEXT_TYPES.get(name)
-        if kind is int:
-            try:
-                facts[name] = int(value)
-            except ValueError:
-                raise InvalidRequest(f"fact {name} is an integer", field="--fact") from None
-        else:
-            facts[name] = value
-    return facts

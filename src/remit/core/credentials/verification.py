@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from remit.core.credentials.models import CLAIMS_VERSION, VerifiedCredential
@@ -21,10 +22,19 @@ from remit.core.credentials.revocation_index import RevocationIndex
 from remit.core.tasks.models import AuthorizationDetail, parse_authorization_details
 from remit.errors import CredentialInvalid, CredentialRevoked, InvalidRequest, Unavailable
 
-__all__ = ["DpopCheck", "Verifier"]
+__all__ = ["DpopCheck", "DpopRequest", "Verifier"]
 
 # Parsed credentials kept (by jti) so a cached token is not re-parsed on every use; cleared when full.
 _MAX_PARSED = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class DpopRequest:
+    """A DPoP proof and the request it must match (method and URL), as an entrypoint received them."""
+
+    proof: str | None
+    method: str
+    url: str
 
 
 class DpopCheck(Protocol):

@@ -29,7 +29,7 @@ from remit.core.registry.service import MAX_PAGE
 from remit.errors import Forbidden, NotFound, Unauthenticated
 from remit.http.auth import bearer_token
 from remit.http.problems import problem_responses
-from remit.http.routes.tasks import request_url
+from remit.http.routes.tasks import presented_credential
 from remit.wire.approvals import (
     ApprovalAnswer,
     ApprovalOut,
@@ -149,13 +149,6 @@ def _account(operator: Operator, role: OperatorRole) -> OperatorAccount:
     return operator.account
 
 
-class _Dpop:
-    def __init__(self, proof: str | None, method: str, url: str) -> None:
-        self.proof = proof
-        self.method = method
-        self.url = url
-
-
 def _reader(remit: Remit, request: Request[Any, Any, Any]) -> str | None:
     """Who reads: an operator (returns None) or an agent by its task credential (returns the task id)."""
     header = request.headers.get("authorization") or ""
@@ -164,9 +157,9 @@ def _reader(remit: Remit, request: Request[Any, Any, Any]) -> str | None:
     if scheme.lower() == "bearer" and presented.startswith(ACCOUNT_TOKEN_PREFIX):
         _operator(remit, request, *_READERS)
         return None
-    if scheme.lower() in {"dpop", "bearer"} and presented.count(".") == 2:  # noqa: PLR2004 - a compact JWS
-        dpop = _Dpop(request.headers.get("dpop"), request.method, request_url(remit, request))
-        return remit.verify_own_credential(presented, dpop=dpop).task_id
+    credential = presented_credential(remit, request)
+    if credential is not None:
+        return credential.task_id
     if scheme.lower() == "bearer":
         _operator(remit, request, *_READERS)  # the bootstrap token, whatever its shape
         return None

@@ -29,6 +29,7 @@ from remit.bootstrap import Remit
 from remit.core.audit.models import AuditEvent
 from remit.core.authorization.models import AccessRequest, Decision, Effect, parse_request_context
 from remit.core.authorization.service import PendingDecision
+from remit.core.credentials.verification import DpopRequest
 from remit.core.registry.models import Sensitivity
 from remit.errors import AuditUnavailable, InvalidRequest
 from remit.http.problems import problem_responses
@@ -53,15 +54,6 @@ _RECORD_TIMEOUT_SECONDS: Final = 30.0
 _Explain = QueryParameter(
     name="explain", description="dry run: include the facts decided on; uses no elevation, counts no strike"
 )
-
-
-class _Dpop:
-    """The DPoP proof the agent sent to the enforcement point and the request it signed."""
-
-    def __init__(self, proof: str | None, method: str, url: str) -> None:
-        self.proof = proof
-        self.method = method
-        self.url = url
 
 
 def decision_out(decision: Decision, *, explain: bool = False) -> DecisionOut:
@@ -116,7 +108,7 @@ def access_request_of(body: DecisionIn, request: Request[Any, Any, Any]) -> Acce
         environment=body.environment,
         sensitivity=_sensitivity(body.sensitivity, field="sensitivity"),
         context=context,
-        dpop=_Dpop(body.dpop.proof, body.dpop.method, body.dpop.url) if body.dpop else None,
+        dpop=DpopRequest(body.dpop.proof, body.dpop.method, body.dpop.url) if body.dpop else None,
         correlation_id=_correlation(request, body.correlation_id),
     )
 
@@ -188,11 +180,11 @@ def _authzen_access_request(
     if not isinstance(token, str):
         raise InvalidRequest("subject.properties.credential is the task credential", field="subject.properties")
     dpop = subject.get("dpop")
-    check: _Dpop | None = None
+    check: DpopRequest | None = None
     if dpop is not None:
         if not isinstance(dpop, Mapping):
             raise InvalidRequest("subject.properties.dpop is {proof, htm, htu}", field="subject.properties.dpop")
-        check = _Dpop(
+        check = DpopRequest(
             _optional_text(dpop.get("proof"), field="subject.properties.dpop.proof", limit=8192),
             _optional_text(dpop.get("htm"), field="subject.properties.dpop.htm", limit=16) or "",
             _optional_text(dpop.get("htu"), field="subject.properties.dpop.htu", limit=2048) or "",

@@ -19,7 +19,8 @@ from remit.bootstrap import Remit
 from remit.core.attestation.models import Evidence
 from remit.core.audit.models import ActorKind, AuditActor
 from remit.core.credentials.issuance import TaskDeclaration
-from remit.core.credentials.models import IssuedCredential
+from remit.core.credentials.models import IssuedCredential, VerifiedCredential
+from remit.core.credentials.verification import DpopRequest
 from remit.core.registry.service import MAX_PAGE
 from remit.core.tasks.models import Task, TaskState, parse_authorization_details
 from remit.errors import NotFound, Unauthenticated
@@ -38,7 +39,7 @@ from remit.wire.tasks import (
     TaskStarted,
 )
 
-__all__ = ["TaskController", "caller_of", "credential_out", "task_out"]
+__all__ = ["TaskController", "caller_of", "credential_out", "presented_credential", "task_out"]
 
 _NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _State = QueryParameter(name="state", description="only tasks in this state")
@@ -96,13 +97,17 @@ def dpop_at_issuance(remit: Remit, request: Request[Any, Any, Any]) -> str | Non
     return remit.proofs.verify(proof, method=request.method, url=request_url(remit, request)).jkt
 
 
-class _Dpop:
-    """The DPoP check of one request."""
+def presented_credential(remit: Remit, request: Request[Any, Any, Any]) -> VerifiedCredential | None:
+    """The task credential in `Authorization: Bearer|DPoP <compact JWS>`, verified with the request's DPoP proof.
 
-    def __init__(self, proof: str | None, method: str, url: str) -> None:
-        self.proof = proof
-        self.method = method
-        self.url = url
+    None when the header holds no JWS (an operator token, or nothing); a JWS that fails is an error.
+    """
+    scheme, _, presented = (request.headers.get("authorization") or "").strip().partition(" ")
+    presented = presented.strip()
+    if scheme.lower() not in {"dpop", "bearer"} or presented.count(".") != 2:  # noqa: PLR2004 - a compact JWS
+        return None
+    dpop = DpopRequest(request.headers.get("dpop"), request.method, request_url(remit, request))
+    return remit.verify_own_credential(presented, dpop=dpop)
 
 
 def caller_of(remit: Remit, request: Request[Any, Any, Any]) -> tuple[AuditActor, str | None]:
@@ -111,16 +116,13 @@ def caller_of(remit: Remit, request: Request[Any, Any, Any]) -> tuple[AuditActor
     Returns the audit actor and, for an agent, the task id its credential is for.
     """
     header = request.headers.get("authorization") or ""
-    scheme, _, presented = header.strip().partition(" ")
-    presented = presented.strip()
-    if scheme.lower() == "bearer":
+    if header.strip().lower().startswith("bearer "):
         # The operator token first (constant time), so an operator token that happens to contain
         # dots is never mistaken for a credential.
         with contextlib.suppress(Unauthenticated):
             return AuditActor(ActorKind.OPERATOR, remit.operator.authenticate(bearer_token(header))), None
-    if scheme.lower() in {"dpop", "bearer"} and presented.count(".") == 2:  # noqa: PLR2004 - a compact JWS
-        dpop = _Dpop(request.headers.get("dpop"), request.method, request_url(remit, request))
-        credential = remit.verify_own_credential(presented, dpop=dpop)
+    credential = presented_credential(remit, request)
+    if credential is not None:
         return AuditActor(ActorKind.AGENT, credential.agent_id), credential.task_id
     raise Unauthenticated("an operator token or the task's own credential is required")
 

@@ -383,3 +383,29 @@ def test_authzen_subject_must_be_the_agent_not_the_principal_it_declared(decisio
 
     assert as_principal.reasons[0].id == g.CREDENTIAL_VERIFIES
     assert as_agent.effect is Effect.ALLOW
+
+
+def test_an_expired_credential_is_refused_and_reads_expired(decisions: DecisionStack) -> None:
+    """Past its `exp` a credential decides nothing, even with its task still running."""
+    _, issued = decisions.start()
+    decisions.clock.advance(issued.expires_at - decisions.clock.now() + dt.timedelta(seconds=1))
+
+    decision = decisions.service.decide(decisions.request(issued.token))
+
+    assert decision.effect is Effect.DENY
+    assert decision.reasons[0].as_json() == {
+        "kind": "guardrail",
+        "id": g.CREDENTIAL_VERIFIES,
+        "detail": "credential_expired",
+    }
+
+
+def test_a_credential_for_another_task_cannot_reach_that_tasks_scope(decisions: DecisionStack) -> None:
+    """Cross-task: task A's credential asking for what only task B declared is outside A's objective."""
+    _, reader = decisions.start()  # reads repo:acme/docs only
+    decisions.stack.issuance.start_task(workload(), wide_declaration())  # may merge into the docs repos
+
+    decision = decisions.service.decide(decisions.request(reader.token, action="merge_pr"))
+
+    assert decision.effect is Effect.DENY
+    assert decision.reasons[0].id == g.WITHIN_OBJECTIVE
