@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import hmac
@@ -11,7 +12,6 @@ import secrets
 import threading
 
 from collections.abc import Callable, Collection
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -166,8 +166,8 @@ class Remit:
     _sweeper: threading.Thread | None = None
     _checkpointer: threading.Thread | None = None
 
-    def record_soon(self, event: AuditEvent) -> Future[SealedRecord] | None:
-        """Queue an audit record for group commit without blocking (for the event loop's routes).
+    def record_soon(self, event: AuditEvent) -> asyncio.Future[SealedRecord] | None:
+        """Queue an audit record for group commit without blocking, from the running event loop (its routes).
 
         None when the caller must `audit.append` from a worker thread instead: the writer is not
         running (one-shot commands) or its queue is full (back-pressure is a wait, never a drop).

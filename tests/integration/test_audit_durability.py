@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import os
@@ -21,7 +22,7 @@ from remit.adapters.audit_keys import Ed25519CheckpointSigner
 from remit.adapters.sql.audit import CHAIN_LOCK_KEY, SqlAuditLedger
 from remit.adapters.sql.audit_writer import AuditWriter
 from remit.adapters.sql.engine import SqlDatabase
-from remit.core.audit.models import ActorKind, AuditActor, AuditEvent, FaultKind
+from remit.core.audit.models import ActorKind, AuditActor, AuditEvent, FaultKind, SealedRecord
 from remit.core.audit.service import AuditLog
 from remit.errors import AuditUnavailable
 from remit.testing import FrozenClock
@@ -247,7 +248,8 @@ def test_submitted_records_settle_their_futures_once_durable_alongside_blocking_
 ) -> None:
     """The event loop's path: futures resolve to the sealed records, interleaved with threads' appends."""
     acknowledged: list[str] = []
-    with AuditWriter(database, clock=FrozenClock(), max_batch=16) as writer:
+
+    async def submit_all(writer: AuditWriter) -> list[SealedRecord]:
         futures = [writer.submit(_event(f"evt_future_{n}")) for n in range(50)]
         threads = [
             threading.Thread(target=lambda n=n: acknowledged.append(writer.append(_event(f"evt_thread_{n}")).event.id))
@@ -255,22 +257,50 @@ def test_submitted_records_settle_their_futures_once_durable_alongside_blocking_
         ]
         for thread in threads:
             thread.start()
-        records = [f.result(timeout=30) for f in futures if f is not None]
+        records = await asyncio.wait_for(asyncio.gather(*(f for f in futures if f is not None)), timeout=30)
         for thread in threads:
             thread.join()
+        return records
+
+    with AuditWriter(database, clock=FrozenClock(), max_batch=16) as writer:
+        records = asyncio.run(submit_all(writer))
     assert [r.event.id for r in records] == [f"evt_future_{n}" for n in range(50)]
     assert sorted(stored_ids(database)) == sorted([*(r.event.id for r in records), *acknowledged])
     assert len({r.sequence for r in records}) == 50
     assert audit_log(database).verify().ok
 
 
+def test_a_future_given_up_on_does_not_stop_its_batch(database: SqlDatabase) -> None:
+    """A caller that stops waiting (timeout, disconnect) leaves its record durable and the rest settled."""
+
+    async def run(writer: AuditWriter) -> SealedRecord:
+        abandoned = writer.submit(_event("evt_abandoned"))
+        kept = writer.submit(_event("evt_kept"))
+        assert abandoned is not None
+        assert kept is not None
+        abandoned.cancel()
+        return await asyncio.wait_for(kept, timeout=30)
+
+    with AuditWriter(database, clock=FrozenClock()) as writer:
+        record = asyncio.run(run(writer))
+    assert record.event.id == "evt_kept"
+    assert sorted(stored_ids(database)) == ["evt_abandoned", "evt_kept"]
+
+
 def test_submit_never_blocks_a_full_queue_and_refuses_a_stopped_writer(database: SqlDatabase) -> None:
     """A full queue answers None (the caller then waits in a thread, never drops); a stopped writer refuses."""
     bound = 4
+
+    async def fill(writer: AuditWriter) -> list[object]:
+        return [writer.submit(_event(f"evt_full_{n}")) for n in range(bound + 3)]
+
     with AuditWriter(database, clock=FrozenClock(), max_batch=2, max_pending=bound) as writer, chain_held(database):
-        accepted = [writer.submit(_event(f"evt_full_{n}")) for n in range(bound + 3)]
+        accepted = asyncio.run(fill(writer))
         assert sum(f is not None for f in accepted) >= bound
         assert accepted[-1] is None
-    stopped = AuditWriter(database, clock=FrozenClock())
+
+    async def refused(writer: AuditWriter) -> None:
+        writer.submit(_event("evt_stopped"))
+
     with pytest.raises(AuditUnavailable):
-        stopped.submit(_event("evt_stopped"))
+        asyncio.run(refused(AuditWriter(database, clock=FrozenClock())))

@@ -41,6 +41,7 @@ __all__ = [
     "PROBLEM_MEDIA_TYPE",
     "STATUS_BY_CODE",
     "exception_handlers",
+    "problem_parts",
     "problem_response",
     "problem_responses",
 ]
@@ -125,16 +126,22 @@ def _correlation_id(request: Request[Any, Any, Any]) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def problem_parts(
+    error: RemitError, *, instance: str, correlation_id: str | None
+) -> tuple[int, Problem, dict[str, str]]:
+    """Status, problem document and headers for a deliberate error, whichever door the request came in by."""
+    status = STATUS_BY_CODE[error.code]
+    problem = problem_from_error(error, status=status, instance=instance)
+    headers = {"WWW-Authenticate": WWW_AUTHENTICATE} if status == 401 else {}  # noqa: PLR2004 - RFC 6750 §3
+    if status >= 500 and correlation_id is not None:  # noqa: PLR2004 - server errors carry the id of their log line
+        problem = problem.model_copy(update={"correlation_id": correlation_id})
+    return status, problem, headers
+
+
 def problem_response(error: RemitError, request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     """The problem+json response for a deliberate error."""
-    status = STATUS_BY_CODE[error.code]
     request.scope.setdefault("state", {})[ERROR_CODE_STATE_KEY] = error.code.value
-    problem = problem_from_error(error, status=status, instance=request.url.path)
-    headers = {"WWW-Authenticate": WWW_AUTHENTICATE} if status == 401 else {}  # noqa: PLR2004 - RFC 6750 §3
-    if status >= 500:  # noqa: PLR2004 - server errors carry the id that finds their log line
-        correlation_id = _correlation_id(request)
-        if correlation_id is not None:
-            problem = problem.model_copy(update={"correlation_id": correlation_id})
+    status, problem, headers = problem_parts(error, instance=request.url.path, correlation_id=_correlation_id(request))
     return Response(
         content=problem.model_dump(mode="json"),
         status_code=status,

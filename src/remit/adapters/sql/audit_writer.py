@@ -17,6 +17,7 @@ releases, rather than on a shared condition that would wake every waiter to cont
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import logging
@@ -25,8 +26,7 @@ import time
 
 from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import Future
-from typing import TYPE_CHECKING, Final, Protocol, Self
+from typing import TYPE_CHECKING, Final, Self
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -56,52 +56,53 @@ _STOPPED: Final = "the audit writer stopped"
 _MAX_GATHER_SECONDS: Final = 0.002
 
 
-class _Waiter(Protocol):
-    def release(self) -> None: ...
-
-
-class _FutureWaiter:
-    """An asynchronous caller's place in a batch: released, it settles its future and passes the turn on."""
-
-    __slots__ = ("batch", "future", "index")
-
-    def __init__(self) -> None:
-        self.future: Future[SealedRecord] = Future()
-        self.batch: _Batch | None = None
-        self.index = 0
-
-    def release(self) -> None:
-        batch = self.batch
-        assert batch is not None  # noqa: S101 - placed under the mutex before the batch can settle
-        result = batch.results[self.index]
+def _settle_futures(
+    items: Sequence[tuple[asyncio.Future[SealedRecord], int]], results: Sequence[SealedRecord | str]
+) -> None:
+    """On the event loop: settle each waiting future of a batch (one loop wake-up per batch, not per record)."""
+    for future, index in items:
+        if future.done():  # the caller gave up (timeout, disconnect); the record is durable all the same
+            continue
+        result = results[index]
         if isinstance(result, str):
-            self.future.set_exception(AuditUnavailable(result))
+            future.set_exception(AuditUnavailable(result))
         else:
-            self.future.set_result(result)
-        batch.pass_on(self.index)
+            future.set_result(result)
 
 
 class _Batch:
-    """Records committed together; `results[i]` is the sealed record, or why it was not written."""
+    """Records committed together; `results[i]` is the sealed record, or why it was not written.
 
-    __slots__ = ("prepared", "results", "waiters")
+    Two kinds of caller wait on a batch: threads blocked in `append`, each on a lock of its own
+    (`threads`, in the order they queued), and event-loop callers of `submit`, each on a future.
+    """
+
+    __slots__ = ("futures", "prepared", "results", "threads")
 
     def __init__(self) -> None:
         self.prepared: list[PreparedRecord] = []
-        self.waiters: list[_Waiter] = []
+        self.threads: list[threading.Lock] = []
+        self.futures: list[tuple[asyncio.Future[SealedRecord], int]] = []
         self.results: list[SealedRecord | str] = []
 
     def settle(self, results: Sequence[SealedRecord | str]) -> None:
-        """Publish the results and wake the first caller; each caller wakes the next (`pass_on`)."""
+        """Publish the results: one call into each waiting event loop, and wake the first thread (`pass_on`)."""
         self.results = list(results)
-        if self.waiters:
-            self.waiters[0].release()
+        if self.futures:
+            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[SealedRecord], int]]] = {}
+            for future, index in self.futures:
+                by_loop.setdefault(future.get_loop(), []).append((future, index))
+            for loop, items in by_loop.items():
+                with contextlib.suppress(RuntimeError):  # a closed loop has nobody left waiting
+                    loop.call_soon_threadsafe(_settle_futures, items, self.results)
+        if self.threads:
+            self.threads[0].release()
 
-    def pass_on(self, index: int) -> None:
-        # Waking callers one after another keeps one woken thread at a time competing for the GIL,
+    def pass_on(self, turn: int) -> None:
+        # Waking threads one after another keeps one woken thread at a time competing for the GIL,
         # instead of a herd that would also hold up the writer's next commit.
-        if index + 1 < len(self.waiters):
-            self.waiters[index + 1].release()
+        if turn + 1 < len(self.threads):
+            self.threads[turn + 1].release()
 
 
 class AuditWriter:
@@ -206,23 +207,25 @@ class AuditWriter:
         waiter.acquire()
         placed = self._enqueue(prepared, waiter)
         assert placed is not None  # noqa: S101 - a blocking enqueue always places the record
-        batch, index = placed
-        return self._await(batch, index, waiter)
+        return self._await(*placed, waiter)
 
-    def submit(self, event: AuditEvent) -> Future[SealedRecord] | None:
-        """Queue `event` without blocking: a future settled once its record is committed (or refused).
+    def submit(self, event: AuditEvent) -> asyncio.Future[SealedRecord] | None:
+        """Queue `event` without blocking, from a running event loop: a future settled once it is committed.
 
-        For callers on an event loop (`asyncio.wrap_future`). Returns None when the queue is full:
-        the caller must then `append` from a worker thread, which waits for room (back-pressure,
-        never a drop). Raises `AuditUnavailable` when the writer is not running.
+        The future is settled on its own loop, with every other future of the same batch in one
+        call. Returns None when the queue is full: the caller must then `append` from a worker
+        thread, which waits for room (back-pressure, never a drop). Raises `AuditUnavailable` when
+        the writer is not running.
         """
         prepared = prepare(event)
-        waiter = _FutureWaiter()
-        placed = self._enqueue(prepared, waiter, block=False)
-        return None if placed is None else waiter.future
+        future: asyncio.Future[SealedRecord] = asyncio.get_running_loop().create_future()
+        placed = self._enqueue(prepared, future, block=False)
+        return None if placed is None else future
 
-    def _enqueue(self, prepared: PreparedRecord, waiter: _Waiter, *, block: bool = True) -> tuple[_Batch, int] | None:
-        """Queue one record, waiting while `max_pending` are pending: its batch and its place in it.
+    def _enqueue(
+        self, prepared: PreparedRecord, waiter: threading.Lock | asyncio.Future[SealedRecord], *, block: bool = True
+    ) -> tuple[_Batch, int, int] | None:
+        """Queue one record, waiting while `max_pending` are pending: its batch, its index and its turn.
 
         With `block=False`, a full queue returns None instead of waiting.
         """
@@ -242,16 +245,19 @@ class AuditWriter:
                 batch = self._filling = _Batch()
             index = len(batch.prepared)
             batch.prepared.append(prepared)
-            batch.waiters.append(waiter)
-            if isinstance(waiter, _FutureWaiter):
-                waiter.batch, waiter.index = batch, index
+            turn = -1
+            if isinstance(waiter, asyncio.Future):
+                batch.futures.append((waiter, index))
+            else:
+                turn = len(batch.threads)
+                batch.threads.append(waiter)
             self._pending += 1
             if self._writer_idle or overflowed or index + 1 == self._wanted:
                 self._writer_idle = False
                 self._work.notify()
-        return batch, index
+        return batch, index, turn
 
-    def _await(self, batch: _Batch, index: int, waiter: threading.Lock) -> SealedRecord:
+    def _await(self, batch: _Batch, index: int, turn: int, waiter: threading.Lock) -> SealedRecord:
         """Wait for the batch holding the record to settle (or the writer to die), then pass the turn on."""
         while not waiter.acquire(timeout=_LIVENESS_POLL_SECONDS):
             if batch.results:
@@ -263,7 +269,7 @@ class AuditWriter:
                 # The writer is gone: the record may or may not have been written, but it is not
                 # acknowledged, so the caller must not act on it.
                 raise AuditUnavailable(_STOPPED)
-        batch.pass_on(index)
+        batch.pass_on(turn)
         result = batch.results[index]
         if isinstance(result, str):
             raise AuditUnavailable(result)

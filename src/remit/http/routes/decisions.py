@@ -90,14 +90,18 @@ def _optional_text(raw: object, *, field: str, limit: int = 255) -> str | None:
     return raw
 
 
-def _correlation(request: Request[Any, Any, Any], given: str | None = None) -> str | None:
-    header = request.headers.get(_REQUEST_ID)
+def request_id_of(header: str | None) -> str | None:
+    """The caller's `X-Request-ID` when it is short and printable (it is echoed and recorded), else None."""
     if header is not None and 0 < len(header) <= _MAX_HEADER and header.isprintable():
         return header
-    return given
+    return None
 
 
-def access_request_of(body: DecisionIn, request: Request[Any, Any, Any]) -> AccessRequest:
+def _request_id(request: Request[Any, Any, Any]) -> str | None:
+    return request_id_of(request.headers.get(_REQUEST_ID))
+
+
+def access_request_of(body: DecisionIn, request_id: str | None) -> AccessRequest:
     context, _ = parse_request_context(body.context)
     return AccessRequest(
         token=body.credential,
@@ -109,7 +113,7 @@ def access_request_of(body: DecisionIn, request: Request[Any, Any, Any]) -> Acce
         sensitivity=_sensitivity(body.sensitivity, field="sensitivity"),
         context=context,
         dpop=DpopRequest(body.dpop.proof, body.dpop.method, body.dpop.url) if body.dpop else None,
-        correlation_id=_correlation(request, body.correlation_id),
+        correlation_id=request_id or body.correlation_id,
     )
 
 
@@ -120,7 +124,8 @@ async def _record(remit: Remit, event: AuditEvent) -> None:
         await anyio.to_thread.run_sync(remit.audit.append, event)
         return
     try:
-        await asyncio.wait_for(asyncio.wrap_future(future), timeout=_RECORD_TIMEOUT_SECONDS)
+        async with asyncio.timeout(_RECORD_TIMEOUT_SECONDS):
+            await future
     except TimeoutError as exc:
         msg = "the audit record could not be made durable in time"
         raise AuditUnavailable(msg) from exc
@@ -140,7 +145,10 @@ async def decide_and_record(
 ) -> list[Decision]:
     """Decide each request, make every record durable (one group commit for a batch), then answer."""
     pending = [await _prepare(remit, r, dry_run=dry_run) for r in requests]
-    await asyncio.gather(*(_record(remit, p.record) for p in pending))
+    if len(pending) == 1:  # the common case, without a task per record
+        await _record(remit, pending[0].record)
+    else:
+        await asyncio.gather(*(_record(remit, p.record) for p in pending))
     decisions = []
     for item in pending:
         if item.counts_strike:
@@ -164,16 +172,21 @@ async def decide(
     explain: Annotated[bool, _Explain] = False,
 ) -> DecisionOut:
     """Decide one tool call (guardrails, then Cedar); recorded durably before the answer."""
-    (decision,) = await decide_and_record(remit, [access_request_of(data, request)], dry_run=explain)
+    return await answer_decision(remit, data, _request_id(request), explain=explain)
+
+
+async def answer_decision(
+    remit: Remit, data: DecisionIn, request_id: str | None, *, explain: bool = False
+) -> DecisionOut:
+    """`POST /v1/decisions`, whichever door it came in by (the framework's route or `http.fast`)."""
+    (decision,) = await decide_and_record(remit, [access_request_of(data, request_id)], dry_run=explain)
     return decision_out(decision, explain=explain)
 
 
 # ------------------------------------------------------------------ AuthZEN 1.0
 
 
-def _authzen_access_request(
-    item: AuthzenEvaluationIn, request: Request[Any, Any, Any]
-) -> tuple[AccessRequest, tuple[str, ...]]:
+def _authzen_access_request(item: AuthzenEvaluationIn, request_id: str | None) -> tuple[AccessRequest, tuple[str, ...]]:
     """Map an AuthZEN evaluation onto an access request; returns it and the context names ignored."""
     subject, resource = item.subject.properties, item.resource.properties
     token = subject.get("credential", subject.get("token", ""))
@@ -203,7 +216,7 @@ def _authzen_access_request(
             sensitivity=_sensitivity(resource.get("sensitivity"), field="resource.properties.sensitivity"),
             context=context,
             dpop=check,
-            correlation_id=_correlation(request),
+            correlation_id=request_id,
         ),
         ignored,
     )
@@ -227,9 +240,8 @@ def _authzen_out(decision: Decision, ignored: tuple[str, ...]) -> AuthzenEvaluat
     return AuthzenEvaluationOut(decision=decision.allowed, context=context)
 
 
-def _echo(request: Request[Any, Any, Any], body: Any) -> Response[Any]:  # noqa: ANN401 - any response model
-    header = _correlation(request)
-    return Response(body, status_code=200, headers={_REQUEST_ID: header} if header else None)
+def _echo(request_id: str | None, body: Any) -> Response[Any]:  # noqa: ANN401 - any response model
+    return Response(body, status_code=200, headers={_REQUEST_ID: request_id} if request_id else None)
 
 
 @post(
@@ -243,13 +255,13 @@ async def evaluation(
     remit: NamedDependency[Remit], request: Request[Any, Any, Any], data: JSONBody[AuthzenEvaluationIn]
 ) -> Response[AuthzenEvaluationOut]:
     """AuthZEN 1.0 Access Evaluation: `decision` is true only when Remit allows the call."""
-    return _echo(request, await _evaluate_one(remit, data, request))
+    request_id = _request_id(request)
+    return _echo(request_id, await answer_evaluation(remit, data, request_id))
 
 
-async def _evaluate_one(
-    remit: Remit, item: AuthzenEvaluationIn, request: Request[Any, Any, Any]
-) -> AuthzenEvaluationOut:
-    access, ignored = _authzen_access_request(item, request)
+async def answer_evaluation(remit: Remit, item: AuthzenEvaluationIn, request_id: str | None) -> AuthzenEvaluationOut:
+    """`POST /access/v1/evaluation`, whichever door it came in by (the framework's route or `http.fast`)."""
+    access, ignored = _authzen_access_request(item, request_id)
     (decision,) = await decide_and_record(remit, [access])
     return _authzen_out(decision, ignored)
 
@@ -278,15 +290,16 @@ async def evaluations(
     remit: NamedDependency[Remit], request: Request[Any, Any, Any], data: JSONBody[AuthzenEvaluationsIn]
 ) -> Response[Any]:
     """AuthZEN 1.0 Access Evaluations: several decisions, each recorded, answered in request order."""
+    request_id = _request_id(request)
     if not data.evaluations:
         # Without items the request is a single evaluation, answered as one (AuthZEN 1.0 §7.1).
-        return _echo(request, await _evaluate_one(remit, _merged(data, AuthzenEvaluation()), request))
-    items = [_authzen_access_request(_merged(data, item), request) for item in data.evaluations]
+        return _echo(request_id, await answer_evaluation(remit, _merged(data, AuthzenEvaluation()), request_id))
+    items = [_authzen_access_request(_merged(data, item), request_id) for item in data.evaluations]
     semantic = data.options.evaluations_semantic
     if semantic == "execute_all":
         decided = await decide_and_record(remit, [access for access, _ in items])
         answers = [_authzen_out(d, ignored) for d, (_, ignored) in zip(decided, items, strict=True)]
-        return _echo(request, AuthzenEvaluationsOut(evaluations=answers))
+        return _echo(request_id, AuthzenEvaluationsOut(evaluations=answers))
     # Short-circuiting semantics: decide (and record) one at a time, and stop where the semantic says.
     answers = []
     for access, ignored in items:
@@ -296,7 +309,7 @@ async def evaluations(
             semantic == "permit_on_first_permit" and answer.decision
         ):
             break
-    return _echo(request, AuthzenEvaluationsOut(evaluations=answers))
+    return _echo(request_id, AuthzenEvaluationsOut(evaluations=answers))
 
 
 @get("/.well-known/authzen-configuration", sync_to_thread=False, tags=["discovery"], security=[])

@@ -1,0 +1,173 @@
+"""The per-call decision routes without the framework's per-request work, for a well-formed request.
+
+`POST /v1/decisions` and `POST /access/v1/evaluation` are Remit's hot path: every tool call of every
+agent asks one of them. For these two, the framework's own work per request (routing, the signature
+model, dependency injection, response objects) cost about as much as the decision itself. This ASGI
+layer sits inside the boundary (security headers, log line and metrics still apply) and answers a
+request that is certainly well formed directly, through the same models and the same functions as
+the framework's routes in `routes.decisions`. Anything else goes to the framework unchanged, body
+included: a query string (`?explain`), a body that is not JSON, or not of the model's shape, a
+missing length, a body over the limit. So each refusal a client can see still comes from one place,
+and the OpenAPI document still describes both routes.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgspec
+
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from pydantic import BaseModel, ValidationError
+
+from remit.bootstrap import Remit
+from remit.errors import InternalError, RemitError
+from remit.http.problems import CORRELATION_STATE_KEY, ERROR_CODE_STATE_KEY, PROBLEM_MEDIA_TYPE, problem_parts
+from remit.http.routes.decisions import answer_decision, answer_evaluation, request_id_of
+from remit.wire.decisions import AuthzenEvaluationIn, DecisionIn
+
+__all__ = ["FastDecisions"]
+
+_log = logging.getLogger("remit.http")
+
+_JSON: Final = b"application/json"
+
+
+async def _decision(remit: Remit, data: Any, request_id: str | None) -> BaseModel:  # noqa: ANN401 - the route's model
+    return await answer_decision(remit, data, request_id)
+
+
+async def _evaluation(remit: Remit, data: Any, request_id: str | None) -> BaseModel:  # noqa: ANN401 - the route's model
+    return await answer_evaluation(remit, data, request_id)
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    model: type[BaseModel]
+    answer: Callable[[Remit, Any, str | None], Awaitable[BaseModel]]
+    echo_request_id: bool  # AuthZEN: the caller's X-Request-ID comes back on the answer
+
+
+_ROUTES: Final[dict[str, _Route]] = {
+    "/v1/decisions": _Route(DecisionIn, _decision, echo_request_id=False),
+    "/access/v1/evaluation": _Route(AuthzenEvaluationIn, _evaluation, echo_request_id=True),
+}
+
+
+def _is_json(content_type: bytes) -> bool:
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media == _JSON
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that gives the body already read, then whatever the connection says next."""
+    given = False
+
+    async def replayed() -> Message:
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed  # type: ignore[return-value]
+
+
+class FastDecisions:
+    """ASGI wrapper: answers the decision routes for well-formed requests, passes everything else on."""
+
+    def __init__(self, app: ASGIApp, remit: Remit, *, max_body_bytes: int) -> None:
+        self._app = app
+        self._remit = remit
+        self._max_body = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw: dict[str, Any] = scope  # type: ignore[assignment]
+        route = None
+        if raw["type"] == "http" and raw["method"] == "POST" and not raw.get("query_string"):
+            route = _ROUTES.get(raw["path"])
+        if route is None:
+            await self._app(scope, receive, send)
+            return
+        length, request_id = self._framing(raw)
+        if length is None:
+            await self._app(scope, receive, send)
+            return
+        body = await self._read(receive)
+        if body is None:
+            return  # the client went away before its body arrived: nobody to answer
+        try:
+            data = route.model.model_validate(msgspec.json.decode(body))
+        except (msgspec.DecodeError, ValidationError):
+            await self._app(scope, _replay(body, receive), send)
+            return
+        raw["path_template"] = raw["path"]  # the boundary's metrics and log line name the route
+        try:
+            answer = await route.answer(self._remit, data, request_id)
+        except RemitError as error:
+            await self._problem(raw, send, error)
+            return
+        except Exception:  # noqa: BLE001 - a bug answers `internal` with its log line's id, like every route
+            state = raw.get("state", {})
+            _log.exception(
+                "unhandled error on POST %s (correlation id %s)",
+                raw["path"],
+                state.get(CORRELATION_STATE_KEY),
+                extra={"correlation_id": state.get(CORRELATION_STATE_KEY), "method": "POST", "path": raw["path"]},
+            )
+            await self._problem(raw, send, InternalError("an internal error occurred; it has been logged"))
+            return
+        headers = [(b"content-type", _JSON)]
+        if route.echo_request_id and request_id is not None:
+            headers.append((b"x-request-id", request_id.encode()))
+        await self._respond(send, 200, headers, answer.model_dump_json().encode())
+
+    def _framing(self, scope: dict[str, Any]) -> tuple[int | None, str | None]:
+        """The declared body length when the request is JSON within the limit (else None), and the request id."""
+        content_type = length = request_id = None
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value
+            elif name == b"content-length":
+                length = value
+            elif name == b"x-request-id":
+                request_id = value
+        if content_type is None or not _is_json(content_type) or length is None or not length.isdigit():
+            return None, None
+        size = int(length)
+        if size > self._max_body:
+            return None, None
+        return size, request_id_of(request_id.decode("latin-1")) if request_id is not None else None
+
+    @staticmethod
+    async def _read(receive: Receive) -> bytes | None:
+        # The server frames the body by its Content-Length, already checked against the limit.
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    @staticmethod
+    async def _problem(scope: dict[str, Any], send: Send, error: RemitError) -> None:
+        state = scope.setdefault("state", {})
+        state[ERROR_CODE_STATE_KEY] = error.code.value
+        status, problem, extra = problem_parts(
+            error, instance=scope["path"], correlation_id=state.get(CORRELATION_STATE_KEY)
+        )
+        headers = [(b"content-type", PROBLEM_MEDIA_TYPE.encode())]
+        headers += [(name.lower().encode(), value.encode()) for name, value in extra.items()]
+        await FastDecisions._respond(send, status, headers, msgspec.json.encode(problem.model_dump(mode="json")))
+
+    @staticmethod
+    async def _respond(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
