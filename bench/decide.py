@@ -38,7 +38,7 @@ import httpx
 
 from sqlalchemy import create_engine, text
 
-from remit.adapters.cedar import CedarPolicyEngine, cedar_request
+from remit.adapters.cedar import CedarPolicyEngine
 from remit.adapters.cedar.engine import build_entities
 from remit.bootstrap import Remit, build, upgrade_database
 from remit.core.authorization.models import AccessRequest, PolicyRequest, PolicyResult
@@ -237,7 +237,7 @@ def cedar_floor(remit: Remit, request: AccessRequest) -> Callable[[], object]:
         msg = "the default policy pack is not active"
         raise SystemExit(msg)
     handle = compiled.handle
-    cedar = cedar_request(policy_request)
+    cedar = compiled.cedar_request(policy_request)  # exactly what the engine sends Cedar
     entities = build_entities(policy_request)
     if not cedarpy.is_authorized(cedar, handle, entities).allowed:
         msg = "the floor request must be allowed by the same policies"

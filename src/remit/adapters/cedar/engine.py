@@ -29,9 +29,16 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 import cedarpy
+import msgspec
 
 from remit.adapters.cedar.schema import parse_policies
-from remit.adapters.cedar.translate import InvalidContext, cedar_entities, cedar_request, entities_key
+from remit.adapters.cedar.translate import (
+    InvalidContext,
+    cedar_entities,
+    cedar_request,
+    context_attributes,
+    entities_key,
+)
 from remit.core.authorization.models import PolicyRequest, PolicyResult
 from remit.core.authorization.policies import ActivePolicySet, PolicySetChanged
 from remit.errors import RemitError
@@ -113,19 +120,30 @@ class CompiledPolicies:
     policy_ids: tuple[str, ...]
     handle: cedarpy.PolicySet | None
     problem: str | None = None
+    # The context attributes some policy can read (None: all); the others are neither built nor sent.
+    context: frozenset[str] | None = None
 
     @property
     def version(self) -> int | None:
         """The generation when a set is loaded; None when nothing is active."""
         return self.generation if self.refs else None
 
+    def cedar_request(self, request: PolicyRequest) -> dict[str, Any]:
+        """The request exactly as Cedar gets it: the context with only what these policies read, as JSON text.
+
+        Raises InvalidContext for request facts that are not well formed.
+        """
+        cedar = cedar_request(request, self.context)
+        # As text, so cedarpy does not copy and re-encode it with the slower standard encoder.
+        cedar["context"] = msgspec.json.encode(cedar["context"]).decode()
+        return cedar
+
     def evaluate(self, request: PolicyRequest, entities: Callable[[PolicyRequest], cedarpy.Entities]) -> PolicyResult:
         """Cedar's answer for one request; never raises (a failure is a deny with its reason in `errors`)."""
         if self.handle is None:
             return PolicyResult(allowed=False, errors=(self.problem or NO_POLICY_SET,), policy_version=self.version)
         try:
-            cedar = cedar_request(request)
-            result = cedarpy.is_authorized(cedar, self.handle, entities(request))
+            result = cedarpy.is_authorized(self.cedar_request(request), self.handle, entities(request))
         except InvalidContext as error:
             return PolicyResult(
                 allowed=False, errors=(f"invalid request context: {error}",), policy_version=self.version
@@ -170,13 +188,16 @@ def compile_policies(active: ActivePolicySet) -> CompiledPolicies:
     try:
         document, policy_ids = _policy_json(active)
         handle = cedarpy.PolicySet.from_json_str(json.dumps(document))
+        context = context_attributes(document["staticPolicies"].values())
     except ValueError as error:
         _log.error("policy set generation %s does not compile: %s", active.generation, error)
         problem = f"policy set generation {active.generation} does not compile: {error}"
         return CompiledPolicies(
             generation=active.generation, refs=active.refs, policy_ids=(), handle=None, problem=problem
         )
-    return CompiledPolicies(generation=active.generation, refs=active.refs, policy_ids=policy_ids, handle=handle)
+    return CompiledPolicies(
+        generation=active.generation, refs=active.refs, policy_ids=policy_ids, handle=handle, context=context
+    )
 
 
 NOT_LOADED: Final = CompiledPolicies(

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import datetime as dt
 
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any, Final
 
 from remit.adapters.cedar.schema import action_id
 from remit.core.authorization.models import REQUEST_CONTEXT_TYPES, PolicyRequest
 
 __all__ = [
+    "CONTEXT_ATTRIBUTES",
     "InvalidContext",
     "cedar_context",
     "cedar_entities",
     "cedar_request",
+    "context_attributes",
     "entities_key",
     "resource_id",
 ]
@@ -74,33 +76,87 @@ def _request_facts(raw: Mapping[str, str | int | bool]) -> dict[str, str | int |
     return facts
 
 
-def cedar_context(request: PolicyRequest) -> dict[str, Any]:
-    """The context record policies read as `context.*` (see docs/policies.md for each attribute)."""
-    task = request.task
-    return {
-        "environment": request.environment,
-        "sensitivity": request.sensitivity.label,
-        "sensitivity_level": int(request.sensitivity),
-        "risk_class": request.action.risk_class.value,
-        "objective": task.objective,
-        "task": _ref("Task", task.id),
-        "delegation_chain": list(request.delegation_chain),
-        "delegation_depth": task.depth,
-        "now": int(request.now.timestamp()),
-        "time": _datetime(request.now),
-        "elevated": request.elevated,
-        "request": _request_facts(request.context),
-    }
+def _delegation_chain(request: PolicyRequest) -> list[str]:
+    return list(request.delegation_chain)
 
 
-def cedar_request(request: PolicyRequest) -> dict[str, Any]:
-    """Principal, action, resource and context, as `cedarpy.is_authorized` takes them."""
+# Each context attribute and how it is built; docs/policies.md describes each one.
+_CONTEXT: Final[Mapping[str, Callable[[PolicyRequest], Any]]] = {
+    "environment": lambda r: r.environment,
+    "sensitivity": lambda r: r.sensitivity.label,
+    "sensitivity_level": lambda r: int(r.sensitivity),
+    "risk_class": lambda r: r.action.risk_class.value,
+    "objective": lambda r: r.task.objective,
+    "task": lambda r: _ref("Task", r.task.id),
+    "delegation_chain": _delegation_chain,
+    "delegation_depth": lambda r: r.task.depth,
+    "now": lambda r: int(r.now.timestamp()),
+    "time": lambda r: _datetime(r.now),
+    "elevated": lambda r: r.elevated,
+}
+CONTEXT_ATTRIBUTES: Final = (*_CONTEXT, "request")
+
+
+def cedar_context(request: PolicyRequest, attributes: Collection[str] | None = None) -> dict[str, Any]:
+    """The context record policies read as `context.*`: every attribute, or only `attributes`.
+
+    The request facts are checked whether or not a policy reads them: a request that is not well
+    formed is refused the same way under any policy set.
+    """
+    facts = _request_facts(request.context)
+    if attributes is None:
+        context = {name: build(request) for name, build in _CONTEXT.items()}
+        context["request"] = facts
+        return context
+    context = {name: build(request) for name, build in _CONTEXT.items() if name in attributes}
+    if "request" in attributes:
+        context["request"] = facts
+    return context
+
+
+def cedar_request(request: PolicyRequest, attributes: Collection[str] | None = None) -> dict[str, Any]:
+    """Principal, action, resource and context (every attribute, or only `attributes`), as cedarpy takes them."""
     return {
         "principal": _uid("Agent", request.agent.id),
         "action": _uid("Action", action_id(request.tool.name, request.action.name)),
         "resource": _uid("Resource", resource_id(request)),
-        "context": cedar_context(request),
+        "context": cedar_context(request, attributes),
     }
+
+
+_CONTEXT_VAR: Final = {"Var": "context"}
+
+
+def context_attributes(policies: Iterable[Mapping[str, Any]]) -> frozenset[str] | None:
+    """The context attributes these policies (Cedar's JSON form) can read; None when one reads `context` whole.
+
+    Cedar reads a context attribute only through `context.name`, `context["name"]` or `context has
+    name`; a policy that uses `context` any other way (compares it, say) sees the whole record. An
+    attribute no policy can read changes no answer, so it need not be built or sent. Should this
+    miss a way of reading one, the policy reading it fails to evaluate and the decision is a deny.
+    """
+    found: set[str] = set()
+
+    def visit(node: object) -> bool:  # False once the context is read whole
+        if isinstance(node, dict):
+            if node == _CONTEXT_VAR:
+                return False
+            for operator in (".", "has"):
+                access = node.get(operator)
+                if isinstance(access, dict) and access.get("left") == _CONTEXT_VAR:
+                    attribute = access.get("attr")
+                    if not isinstance(attribute, str):
+                        return False
+                    found.add(attribute)
+                    return True
+            return all(visit(value) for value in node.values())
+        if isinstance(node, list):
+            return all(visit(item) for item in node)
+        return True
+
+    if not all(visit(policy) for policy in policies):
+        return None
+    return frozenset(found)
 
 
 def entities_key(request: PolicyRequest) -> tuple[object, ...]:
