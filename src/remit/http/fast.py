@@ -21,7 +21,7 @@ from typing import Any, Final
 
 import msgspec
 
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
 from pydantic import BaseModel, ValidationError
 
 from remit.bootstrap import Remit
@@ -67,14 +67,14 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     """A `receive` that gives the body already read, then whatever the connection says next."""
     given = False
 
-    async def replayed() -> Message:
+    async def replayed() -> ReceiveMessage:
         nonlocal given
         if not given:
             given = True
             return {"type": "http.request", "body": body, "more_body": False}
         return await receive()
 
-    return replayed  # type: ignore[return-value]
+    return replayed
 
 
 class FastDecisions:

@@ -155,12 +155,13 @@ class CompiledPolicies:
                 errors=(f"policy evaluation failed ({type(error).__name__})",),
                 policy_version=self.version,
             )
-        errors = tuple(result.diagnostics.errors)
+        # Cedar gives its reasons as a set, in no fixed order: sorted, the same decision reads the same.
+        errors = tuple(sorted(result.diagnostics.errors))
         if errors:
             # Cedar skipped the failing policies; one of them may have been a forbid: deny.
             return PolicyResult(allowed=False, errors=errors, policy_version=self.version)
         return PolicyResult(
-            allowed=result.allowed, policy_ids=tuple(result.diagnostics.reasons), policy_version=self.version
+            allowed=result.allowed, policy_ids=tuple(sorted(result.diagnostics.reasons)), policy_version=self.version
         )
 
 

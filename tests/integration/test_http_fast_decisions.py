@@ -1,0 +1,159 @@
+"""The decision routes' two doors answer alike: the fast path (`http.fast`) and the framework's routes.
+
+A request with a query string always takes the framework's route, so `?explain=false` asks the same
+question through the other door. Whatever the fast path does not take (bad JSON, a shape that does
+not validate, another media type, an unknown length) must get the framework's own answer.
+"""
+
+# ruff: noqa: F811 - the shared fixtures are imported by name and then requested as arguments
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.conftest import LiveServer
+from tests.integration.test_http_decisions import _credential, _native
+from tests.integration.test_http_tasks import (  # noqa: F401 - pytest fixtures, requested by name
+    BOT,
+    Workloads,
+    agent_server,
+    workloads,
+)
+
+from remit.errors import AuditUnavailable
+
+_PER_ANSWER = ("decision_id", "decided_at")
+_PER_RESPONSE_HEADERS = {"date", "content-length", "x-request-id"}
+
+
+def _same_answer(fast: httpx.Response, framework: httpx.Response) -> None:
+    assert fast.status_code == framework.status_code == 200
+    one, other = fast.json(), framework.json()
+    assert list(one) == list(other)  # the same members, in the same order
+    for key in _PER_ANSWER:
+        one.pop(key)
+        other.pop(key)
+    assert one == other
+    assert {k: v for k, v in fast.headers.items() if k not in _PER_RESPONSE_HEADERS} == {
+        k: v for k, v in framework.headers.items() if k not in _PER_RESPONSE_HEADERS
+    }
+
+
+def test_both_doors_give_the_same_answer_and_headers(agent_server: LiveServer, workloads: Workloads) -> None:
+    token = _credential(agent_server, workloads)
+    with agent_server.client(authenticated=False) as client:
+        fast = client.post("/v1/decisions", json=_native(token))
+        framework = client.post("/v1/decisions", params={"explain": "false"}, json=_native(token))
+        forged = client.post("/v1/decisions", json=_native("not-a-token"))
+        forged_framework = client.post("/v1/decisions", params={"explain": "false"}, json=_native("not-a-token"))
+
+    _same_answer(fast, framework)
+    _same_answer(forged, forged_framework)
+    assert fast.headers["content-type"] == "application/json"
+    assert fast.headers["x-content-type-options"] == "nosniff"  # the boundary still wraps the fast path
+    assert fast.headers["cache-control"] == "no-store"
+
+
+def test_every_fast_answer_is_recorded_and_counted_under_its_route(
+    agent_server: LiveServer, workloads: Workloads
+) -> None:
+    token = _credential(agent_server, workloads)
+    with agent_server.client(authenticated=False) as client:
+        decision = client.post("/v1/decisions", json=_native(token)).json()
+    with agent_server.client() as client:
+        metrics = client.get("/metrics").text
+        events = client.get("/v1/audit/events", params={"type": "decision.made"}).json()
+
+    assert [e for e in events["items"] if e["subject_id"] == decision["decision_id"]]
+    assert 'route="/v1/decisions"' in metrics
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "status", "code"),
+    [
+        (b'{"credential": "x", "tool": "github"', "application/json", 400, "invalid_request"),  # not JSON
+        (b'{"credential": "x"}', "application/json", 400, "invalid_request"),  # missing members
+        (b'{"credential": 1, "tool": "t", "action": "a", "resource": "r"}', "application/json", 400, "invalid_request"),
+        (
+            b'{"credential": "x", "tool": "t", "action": "a", "resource": "r", "extra": 1}',
+            "application/json",
+            400,
+            None,
+        ),
+        (b"[]", "application/json", 400, "invalid_request"),
+    ],
+)
+def test_what_the_fast_path_does_not_take_gets_the_frameworks_answer(
+    agent_server: LiveServer, content: bytes, content_type: str, status: int, code: str | None
+) -> None:
+    with agent_server.client(authenticated=False) as client:
+        fast = client.post("/v1/decisions", content=content, headers={"Content-Type": content_type})
+        framework = client.post(
+            "/v1/decisions", params={"explain": "false"}, content=content, headers={"Content-Type": content_type}
+        )
+
+    assert fast.status_code == framework.status_code == status
+    one, other = fast.json(), framework.json()
+    assert one.pop("instance") == other.pop("instance") == "/v1/decisions"
+    assert one == other
+    if code is not None:
+        assert one["code"] == code
+
+
+def test_a_body_in_another_media_type_or_over_the_limit_is_the_frameworks(agent_server: LiveServer) -> None:
+    limit = agent_server.remit.settings.server.max_body_bytes
+    with agent_server.client(authenticated=False) as client:
+        plain = client.post("/v1/decisions", content=b'{"credential": "x"}', headers={"Content-Type": "text/plain"})
+        huge = client.post(
+            "/v1/decisions", content=b"{" + b" " * limit + b"}", headers={"Content-Type": "application/json"}
+        )
+
+    assert plain.status_code == 400
+    assert huge.status_code == 413
+    assert huge.json()["code"] == "payload_too_large"
+
+
+def test_an_unrecordable_decision_is_503_and_says_so(
+    agent_server: LiveServer, workloads: Workloads, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No durable record, no answer: the enforcement point gets audit_unavailable and must not act."""
+    token = _credential(agent_server, workloads)
+
+    def refuse(_event: object) -> None:
+        raise AuditUnavailable("the audit writer is not running")
+
+    monkeypatch.setattr(agent_server.remit.audit_writer, "submit", refuse)
+    with agent_server.client(authenticated=False) as client:
+        fast = client.post("/v1/decisions", json=_native(token))
+        framework = client.post("/v1/decisions", params={"explain": "false"}, json=_native(token))
+
+    for response in (fast, framework):
+        assert response.status_code == 503, response.text
+        problem = response.json()
+        assert problem["code"] == "audit_unavailable"
+        assert problem["correlation_id"] == response.headers["x-request-id"]
+        assert "allowed" not in problem
+
+
+def test_authzen_evaluation_echoes_the_request_id_on_both_doors(agent_server: LiveServer, workloads: Workloads) -> None:
+    token = _credential(agent_server, workloads)
+    request: dict[str, Any] = {
+        "subject": {"type": "agent", "id": BOT, "properties": {"credential": token}},
+        "action": {"name": "read_file"},
+        "resource": {"type": "github", "id": "repo:acme/docs"},
+    }
+    with agent_server.client(authenticated=False) as client:
+        fast = client.post("/access/v1/evaluation", json=request, headers={"X-Request-ID": "pep-42"})
+        framework = client.post(
+            "/access/v1/evaluation", params={"via": "framework"}, json=request, headers={"X-Request-ID": "pep-42"}
+        )
+
+    assert fast.headers["x-request-id"] == framework.headers["x-request-id"] == "pep-42"
+    one, other = fast.json(), framework.json()
+    one["context"].pop("id")
+    other["context"].pop("id")
+    assert one == other
+    assert one["decision"] is False
