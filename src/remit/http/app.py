@@ -15,7 +15,7 @@ from remit.core.authorization.policies import PolicyService
 from remit.core.registry.service import RegistryService
 from remit.http.auth import audit_reader_guard, operator_actor, operator_guard
 from remit.http.boundary import Boundary
-from remit.http.fast import FastDecisions
+from remit.http.fast import FastRoutes
 from remit.http.metrics import HttpMetrics
 from remit.http.problems import exception_handlers
 from remit.http.routes import decisions, health, oauth
@@ -157,7 +157,7 @@ def create_app(remit: Remit) -> Litestar:
         logging_config=None,
         debug=False,
     )
-    # The per-call decision routes answer well-formed requests before the framework (see `http.fast`).
-    fast = FastDecisions(app.asgi_handler, remit, max_body_bytes=remit.settings.server.max_body_bytes)
+    # The hot routes (decisions, task issuance) answer well-formed requests before the framework (`http.fast`).
+    fast = FastRoutes(app.asgi_handler, remit, max_body_bytes=remit.settings.server.max_body_bytes)
     app.asgi_handler = Boundary(fast, metrics)
     return app

@@ -1,24 +1,25 @@
-"""The per-call decision routes without the framework's per-request work, for a well-formed request.
+"""The hot routes without the framework's per-request work, for a request that is certainly well formed.
 
-`POST /v1/decisions` and `POST /access/v1/evaluation` are Remit's hot path: every tool call of every
-agent asks one of them. For these two, the framework's own work per request (routing, the signature
-model, dependency injection, response objects) cost about as much as the decision itself. This ASGI
-layer sits inside the boundary (security headers, log line and metrics still apply) and answers a
-request that is certainly well formed directly, through the same models and the same functions as
-the framework's routes in `routes.decisions`. Anything else goes to the framework unchanged, body
-included: a query string (`?explain`), a body that is not JSON, or not of the model's shape, a
-missing length, a body over the limit. So each refusal a client can see still comes from one place,
-and the OpenAPI document still describes both routes.
+`POST /v1/decisions` and `POST /access/v1/evaluation` answer every tool call of every agent, and
+`POST /v1/tasks` starts every task. For these, the framework's own work per request (routing, the
+signature model, dependency injection, response objects) cost about as much as the decision itself.
+This ASGI layer sits inside the boundary (security headers, log line and metrics still apply) and
+answers a well-formed request directly, through the same models and the same functions as the
+framework's routes (`routes.decisions`, `routes.tasks`). Anything else goes to the framework
+unchanged, body included: a query string (`?explain`), a body that is not JSON or not of the model's
+shape, another media type, a missing length, a body over the limit. So each refusal a client can
+see still comes from one place, and the OpenAPI document still describes every route.
 """
 
 from __future__ import annotations
 
 import logging
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+import anyio
 import msgspec
 
 from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
@@ -28,33 +29,61 @@ from remit.bootstrap import Remit
 from remit.errors import InternalError, RemitError
 from remit.http.problems import CORRELATION_STATE_KEY, ERROR_CODE_STATE_KEY, PROBLEM_MEDIA_TYPE, problem_parts
 from remit.http.routes.decisions import answer_decision, answer_evaluation, request_id_of
+from remit.http.routes.tasks import dpop_key_of, start_task
 from remit.wire.decisions import AuthzenEvaluationIn, DecisionIn
+from remit.wire.tasks import TaskIn
 
-__all__ = ["FastDecisions"]
+__all__ = ["Call", "FastRoutes"]
 
 _log = logging.getLogger("remit.http")
 
 _JSON: Final = b"application/json"
 
 
-async def _decision(remit: Remit, data: Any, request_id: str | None) -> BaseModel:  # noqa: ANN401 - the route's model
-    return await answer_decision(remit, data, request_id)
+@dataclass(frozen=True, slots=True)
+class Call:
+    """What a fast route reads of its request besides the body."""
+
+    path: str
+    request_id: str | None  # the caller's X-Request-ID, when short and printable
+    dpop: str | None  # the DPoP header
 
 
-async def _evaluation(remit: Remit, data: Any, request_id: str | None) -> BaseModel:  # noqa: ANN401 - the route's model
-    return await answer_evaluation(remit, data, request_id)
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    status: int
+    body: BaseModel
+    headers: Mapping[str, str]
+
+
+async def _decision(remit: Remit, data: Any, call: Call) -> _Answer:  # noqa: ANN401 - the route's model
+    return _Answer(200, await answer_decision(remit, data, call.request_id), {})
+
+
+async def _evaluation(remit: Remit, data: Any, call: Call) -> _Answer:  # noqa: ANN401 - the route's model
+    echo = {"x-request-id": call.request_id} if call.request_id else {}
+    return _Answer(200, await answer_evaluation(remit, data, call.request_id), echo)
+
+
+async def _task(remit: Remit, data: Any, call: Call) -> _Answer:  # noqa: ANN401 - the route's model
+    def issue() -> tuple[BaseModel, dict[str, str]]:
+        # Attestation, the group commit and signing block: in a worker thread, as the framework runs it.
+        return start_task(remit, data, dpop_jkt=dpop_key_of(remit, call.dpop, method="POST", path=call.path))
+
+    body, headers = await anyio.to_thread.run_sync(issue)
+    return _Answer(201, body, headers)
 
 
 @dataclass(frozen=True, slots=True)
 class _Route:
     model: type[BaseModel]
-    answer: Callable[[Remit, Any, str | None], Awaitable[BaseModel]]
-    echo_request_id: bool  # AuthZEN: the caller's X-Request-ID comes back on the answer
+    answer: Callable[[Remit, Any, Call], Awaitable[_Answer]]
 
 
 _ROUTES: Final[dict[str, _Route]] = {
-    "/v1/decisions": _Route(DecisionIn, _decision, echo_request_id=False),
-    "/access/v1/evaluation": _Route(AuthzenEvaluationIn, _evaluation, echo_request_id=True),
+    "/v1/decisions": _Route(DecisionIn, _decision),
+    "/access/v1/evaluation": _Route(AuthzenEvaluationIn, _evaluation),
+    "/v1/tasks": _Route(TaskIn, _task),
 }
 
 
@@ -77,7 +106,7 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replayed
 
 
-class FastDecisions:
+class FastRoutes:
     """ASGI wrapper: answers the decision routes for well-formed requests, passes everything else on."""
 
     def __init__(self, app: ASGIApp, remit: Remit, *, max_body_bytes: int) -> None:
@@ -93,8 +122,8 @@ class FastDecisions:
         if route is None:
             await self._app(scope, receive, send)
             return
-        length, request_id = self._framing(raw)
-        if length is None:
+        call = self._call(raw)
+        if call is None:
             await self._app(scope, receive, send)
             return
         body = await self._read(receive)
@@ -107,7 +136,7 @@ class FastDecisions:
             return
         raw["path_template"] = raw["path"]  # the boundary's metrics and log line name the route
         try:
-            answer = await route.answer(self._remit, data, request_id)
+            answer = await route.answer(self._remit, data, call)
         except RemitError as error:
             await self._problem(raw, send, error)
             return
@@ -122,13 +151,12 @@ class FastDecisions:
             await self._problem(raw, send, InternalError("an internal error occurred; it has been logged"))
             return
         headers = [(b"content-type", _JSON)]
-        if route.echo_request_id and request_id is not None:
-            headers.append((b"x-request-id", request_id.encode()))
-        await self._respond(send, 200, headers, answer.model_dump_json().encode())
+        headers += [(name.encode(), value.encode()) for name, value in answer.headers.items()]
+        await self._respond(send, answer.status, headers, answer.body.model_dump_json().encode())
 
-    def _framing(self, scope: dict[str, Any]) -> tuple[int | None, str | None]:
-        """The declared body length when the request is JSON within the limit (else None), and the request id."""
-        content_type = length = request_id = None
+    def _call(self, scope: dict[str, Any]) -> Call | None:
+        """The request's particulars when it is JSON within the limit, its length declared; else None."""
+        content_type = length = request_id = dpop = None
         for name, value in scope["headers"]:
             if name == b"content-type":
                 content_type = value
@@ -136,12 +164,17 @@ class FastDecisions:
                 length = value
             elif name == b"x-request-id":
                 request_id = value
+            elif name == b"dpop":
+                dpop = value
         if content_type is None or not _is_json(content_type) or length is None or not length.isdigit():
-            return None, None
-        size = int(length)
-        if size > self._max_body:
-            return None, None
-        return size, request_id_of(request_id.decode("latin-1")) if request_id is not None else None
+            return None
+        if int(length) > self._max_body:
+            return None
+        return Call(
+            path=scope["path"],
+            request_id=request_id_of(request_id.decode("latin-1")) if request_id is not None else None,
+            dpop=dpop.decode("latin-1") if dpop is not None else None,
+        )
 
     @staticmethod
     async def _read(receive: Receive) -> bytes | None:
@@ -164,7 +197,7 @@ class FastDecisions:
         )
         headers = [(b"content-type", PROBLEM_MEDIA_TYPE.encode())]
         headers += [(name.lower().encode(), value.encode()) for name, value in extra.items()]
-        await FastDecisions._respond(send, status, headers, msgspec.json.encode(problem.model_dump(mode="json")))
+        await FastRoutes._respond(send, status, headers, msgspec.json.encode(problem.model_dump(mode="json")))
 
     @staticmethod
     async def _respond(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:

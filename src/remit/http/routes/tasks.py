@@ -39,7 +39,15 @@ from remit.wire.tasks import (
     TaskStarted,
 )
 
-__all__ = ["TaskController", "caller_of", "credential_out", "presented_credential", "task_out"]
+__all__ = [
+    "TaskController",
+    "caller_of",
+    "credential_out",
+    "dpop_key_of",
+    "presented_credential",
+    "start_task",
+    "task_out",
+]
 
 _NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _State = QueryParameter(name="state", description="only tasks in this state")
@@ -91,10 +99,33 @@ def request_url(remit: Remit, request: Request[Any, Any, Any]) -> str:
 
 def dpop_at_issuance(remit: Remit, request: Request[Any, Any, Any]) -> str | None:
     """A `DPoP` header at issuance binds the credential to the proof's key (RFC 9449 §5); returns its jkt."""
-    proof = request.headers.get("dpop")
+    return dpop_key_of(remit, request.headers.get("dpop"), method=request.method, path=request.url.path)
+
+
+def dpop_key_of(remit: Remit, proof: str | None, *, method: str, path: str) -> str | None:
+    """The jkt of the DPoP proof sent at issuance (None without one); the proof must be for this request."""
     if proof is None:
         return None
-    return remit.proofs.verify(proof, method=request.method, url=request_url(remit, request)).jkt
+    return remit.proofs.verify(proof, method=method, url=remit.settings.public_url.rstrip("/") + path).jkt
+
+
+def start_task(remit: Remit, data: TaskIn, *, dpop_jkt: str | None) -> tuple[TaskStarted, dict[str, str]]:
+    """`POST /v1/tasks`, whichever door it came in by: the answer (201) and its headers. Blocks: run off the loop."""
+    identity = remit.attestation.verify(evidence_in(data.evidence))  # single use: spent by issuance
+    declaration = TaskDeclaration(
+        workflow=data.workflow,
+        objective=data.objective,
+        details=parse_authorization_details([d.model_dump() for d in data.authorization_details]),
+        expected_duration=duration_in(data.expected_duration_seconds),
+        environment=data.environment,
+        audience=data.audience,
+        parent_token=data.parent_token,
+        principal=data.principal,
+        labels=data.labels,
+    )
+    task, issued = remit.issuance.start_task(identity, declaration, dpop_jkt=dpop_jkt)
+    answer = TaskStarted(task=task_out(task), credential=credential_out(issued))
+    return answer, {**_NO_STORE, "Location": f"/v1/tasks/{task.id}"}
 
 
 def presented_credential(remit: Remit, request: Request[Any, Any, Any]) -> VerifiedCredential | None:
@@ -151,24 +182,8 @@ class TaskController(Controller):
         self, data: JSONBody[TaskIn], remit: NamedDependency[Remit], request: Request[Any, Any, Any]
     ) -> Response[TaskStarted]:
         """Declare a task with workload evidence; returns the task and its first credential (shown once)."""
-        identity = remit.attestation.verify(evidence_in(data.evidence))  # single use: spent by issuance
-        declaration = TaskDeclaration(
-            workflow=data.workflow,
-            objective=data.objective,
-            details=parse_authorization_details([d.model_dump() for d in data.authorization_details]),
-            expected_duration=duration_in(data.expected_duration_seconds),
-            environment=data.environment,
-            audience=data.audience,
-            parent_token=data.parent_token,
-            principal=data.principal,
-            labels=data.labels,
-        )
-        task, issued = remit.issuance.start_task(identity, declaration, dpop_jkt=dpop_at_issuance(remit, request))
-        return Response(
-            TaskStarted(task=task_out(task), credential=credential_out(issued)),
-            status_code=201,
-            headers={**_NO_STORE, "Location": f"/v1/tasks/{task.id}"},
-        )
+        answer, headers = start_task(remit, data, dpop_jkt=dpop_at_issuance(remit, request))
+        return Response(answer, status_code=201, headers=headers)
 
     @get("/", sync_to_thread=True, responses=problem_responses(400, 401, 503))
     def list_tasks(

@@ -1,4 +1,4 @@
-"""The decision routes' two doors answer alike: the fast path (`http.fast`) and the framework's routes.
+"""The hot routes' two doors answer alike: the fast path (`http.fast`) and the framework's routes.
 
 A request with a query string always takes the framework's route, so `?explain=false` asks the same
 question through the other door. Whatever the fast path does not take (bad JSON, a shape that does
@@ -19,6 +19,7 @@ from tests.integration.test_http_decisions import _credential, _native
 from tests.integration.test_http_tasks import (  # noqa: F401 - pytest fixtures, requested by name
     BOT,
     Workloads,
+    _declaration,
     agent_server,
     workloads,
 )
@@ -157,3 +158,48 @@ def test_authzen_evaluation_echoes_the_request_id_on_both_doors(agent_server: Li
     other["context"].pop("id")
     assert one == other
     assert one["decision"] is False
+
+
+_PER_TASK = {"id", "created_at", "deadline"}
+_PER_CREDENTIAL = {"access_token", "expires_at", "jti", "expires_in"}
+
+
+def test_starting_a_task_answers_alike_on_both_doors(agent_server: LiveServer, workloads: Workloads) -> None:
+    with agent_server.client(authenticated=False) as client:
+        fast = client.post("/v1/tasks", json=_declaration(workloads.svid()))
+        framework = client.post("/v1/tasks", params={"via": "framework"}, json=_declaration(workloads.svid()))
+
+    assert fast.status_code == framework.status_code == 201, (fast.text, framework.text)
+    one, other = fast.json(), framework.json()
+    assert list(one) == list(other)
+    assert list(one["task"]) == list(other["task"])
+    assert list(one["credential"]) == list(other["credential"])
+    for key in _PER_TASK:
+        one["task"].pop(key)
+        other["task"].pop(key)
+    for key in _PER_CREDENTIAL:
+        one["credential"].pop(key)
+        other["credential"].pop(key)
+    assert one == other
+    assert fast.headers["location"] == f"/v1/tasks/{fast.json()['task']['id']}"
+    per_response = _PER_RESPONSE_HEADERS | {"location"}
+    assert {k: v for k, v in fast.headers.items() if k not in per_response} == {
+        k: v for k, v in framework.headers.items() if k not in per_response
+    }
+    assert fast.headers["cache-control"] == "no-store"
+
+
+def test_a_replayed_svid_is_refused_alike_on_both_doors(agent_server: LiveServer, workloads: Workloads) -> None:
+    """Single-use evidence: the second presentation is 401 with the challenge, whichever door."""
+    svid = workloads.svid()
+    with agent_server.client(authenticated=False) as client:
+        first = client.post("/v1/tasks", json=_declaration(svid))
+        fast = client.post("/v1/tasks", json=_declaration(svid))
+        framework = client.post("/v1/tasks", params={"via": "framework"}, json=_declaration(svid))
+
+    assert first.status_code == 201
+    assert fast.status_code == framework.status_code == 401
+    assert fast.headers["www-authenticate"] == framework.headers["www-authenticate"]
+    one, other = fast.json(), framework.json()
+    assert one == other
+    assert one["code"] == "attestation_failed"
