@@ -59,6 +59,7 @@ from joserfc.jws import JWSRegistry
 
 from remit.adapters.keys import KeyRing, SigningKey, b64url_decode, b64url_encode, jwk_thumbprint
 from remit.core.attestation.ports import ReplayGuard
+from remit.core.attestation.waiting import WouldWait, waiting_allowed
 from remit.core.clock import Clock
 from remit.core.credentials.ports import DpopProof, VerifiedToken
 from remit.errors import CredentialExpired, CredentialInvalid, InvalidRequest, Unavailable
@@ -790,12 +791,24 @@ class KeySetCache(Generic[T]):
         """Re-fetch at once unless a fetch happened within `min_refetch_interval`; returns the current value."""
         return self._reload(self._clock.now(), forced=True)
 
+    def _fetch_needed(self, now: dt.datetime, *, forced: bool) -> bool:
+        recently = self._last_attempt is not None and now - self._last_attempt < self._min_refetch
+        due = self._fresh_until is None or now >= self._fresh_until
+        # A failing or hammered source is asked at most once per min_refetch_interval.
+        return not (recently or (self._value is not None and not forced and not due))
+
     def _reload(self, now: dt.datetime, *, forced: bool) -> T:
+        if not waiting_allowed():  # on an event loop: answer from what is held, or say it would wait
+            if not self._lock.acquire(blocking=False):
+                raise WouldWait
+            try:
+                if not self._fetch_needed(now, forced=forced):
+                    return self._usable(now)
+            finally:
+                self._lock.release()
+            raise WouldWait
         with self._lock:
-            recently = self._last_attempt is not None and now - self._last_attempt < self._min_refetch
-            due = self._fresh_until is None or now >= self._fresh_until
-            # A failing or hammered source is asked at most once per min_refetch_interval.
-            if recently or (self._value is not None and not forced and not due):
+            if not self._fetch_needed(now, forced=forced):
                 return self._usable(now)
             self._last_attempt = now
             try:

@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-import anyio
 import msgspec
 
 from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
@@ -29,7 +28,7 @@ from remit.bootstrap import Remit
 from remit.errors import InternalError, RemitError
 from remit.http.problems import CORRELATION_STATE_KEY, ERROR_CODE_STATE_KEY, PROBLEM_MEDIA_TYPE, problem_parts
 from remit.http.routes.decisions import answer_decision, answer_evaluation, request_id_of
-from remit.http.routes.tasks import dpop_key_of, start_task
+from remit.http.routes.tasks import start_task
 from remit.wire.decisions import AuthzenEvaluationIn, DecisionIn
 from remit.wire.tasks import TaskIn
 
@@ -66,11 +65,7 @@ async def _evaluation(remit: Remit, data: Any, call: Call) -> _Answer:  # noqa: 
 
 
 async def _task(remit: Remit, data: Any, call: Call) -> _Answer:  # noqa: ANN401 - the route's model
-    def issue() -> tuple[BaseModel, dict[str, str]]:
-        # Attestation, the group commit and signing block: in a worker thread, as the framework runs it.
-        return start_task(remit, data, dpop_jkt=dpop_key_of(remit, call.dpop, method="POST", path=call.path))
-
-    body, headers = await anyio.to_thread.run_sync(issue)
+    body, headers = await start_task(remit, data, dpop=call.dpop, path=call.path)
     return _Answer(201, body, headers)
 
 

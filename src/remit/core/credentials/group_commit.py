@@ -7,6 +7,11 @@ hands the lead to the oldest unit that queued up meanwhile, whose caller writes 
 lone caller therefore writes its own unit at once; under load, the callers that arrive during one
 commit share the next.
 
+Callers on an event loop use `submit_async(unit)`, which queues the unit and returns a future instead
+of blocking. They never lead (a transaction would stall their loop): when one of theirs is next in
+line, a writer thread leads for them, and every future of a batch is settled with one call into its
+loop. The writer thread starts on demand and ends after a second with nothing to do.
+
 `apply(tx, units)` runs inside the transaction and returns one outcome per unit: None (written) or
 the exception refusing that unit, which must then have written nothing (validate before inserting).
 When the transaction itself fails, nothing of the batch is committed; a batch of several is then
@@ -16,13 +21,14 @@ commit. A store that is down fails every caller of the batch with `Unavailable`:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 from remit.errors import RemitError, Unavailable
 
@@ -33,18 +39,48 @@ UnitT = TypeVar("UnitT")
 
 _log = logging.getLogger(__name__)
 
+# How long the writer thread for event-loop callers waits for work before it ends.
+_WRITER_IDLE_SECONDS: Final = 1.0
+
 
 @dataclass(slots=True, eq=False)
 class _Slot(Generic[UnitT]):
     unit: UnitT
     wake: threading.Event = field(default_factory=threading.Event)
+    future: asyncio.Future[None] | None = None  # an event-loop caller's; settled by `_settle_futures`
     done: bool = False
     error: Exception | None = None
 
     def finish(self, error: Exception | None) -> None:
         self.error = error
         self.done = True
-        self.wake.set()
+        if self.future is None:
+            self.wake.set()
+
+
+def _settle(slots: Sequence[_Slot[UnitT]]) -> None:
+    """On the event loop: settle the futures of one batch's slots."""
+    for slot in slots:
+        future = slot.future
+        if future is None or future.done():  # a caller that gave up; its unit is written all the same
+            continue
+        if slot.error is not None:
+            future.set_exception(slot.error)
+        else:
+            future.set_result(None)
+
+
+def _settle_futures(batch: Sequence[_Slot[UnitT]]) -> None:
+    """One call into each event loop that has callers in `batch` (not one per caller)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Slot[UnitT]]] = {}
+    for slot in batch:
+        if slot.future is not None:
+            by_loop.setdefault(slot.future.get_loop(), []).append(slot)
+    for loop, slots in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle, slots)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            continue
 
 
 class GroupCommit(Generic[TxT, UnitT]):
@@ -66,6 +102,9 @@ class GroupCommit(Generic[TxT, UnitT]):
         self._lock = threading.Lock()
         self._queue: list[_Slot[UnitT]] = []
         self._leading = False  # invariant: when False, the queue is empty
+        self._writer: threading.Thread | None = None  # leads for event-loop callers; None when not running
+        self._writer_turn = False  # the lead is the writer thread's
+        self._writer_wake = threading.Condition(self._lock)
         self.batches = 0  # committed transactions, for tests and metrics
         self.largest_batch = 0
 
@@ -89,8 +128,44 @@ class GroupCommit(Generic[TxT, UnitT]):
         if slot.error is not None:
             raise slot.error
 
+    def submit_async(self, unit: UnitT) -> asyncio.Future[None]:
+        """From a running event loop: queue `unit`; the future is settled once its batch has committed.
+
+        It raises, like `submit`, the unit's own refusal or the store's failure. A caller that stops
+        waiting does not withdraw the unit.
+        """
+        slot = _Slot(unit, future=asyncio.get_running_loop().create_future())
+        with self._lock:
+            self._queue.append(slot)
+            if not self._leading:
+                self._leading = True
+                self._hand_to_writer()
+        assert slot.future is not None  # noqa: S101 - set just above
+        return slot.future
+
+    def _hand_to_writer(self) -> None:
+        """Give the lead to the writer thread, starting it if it is not running. Called holding the lock."""
+        self._writer_turn = True
+        if self._writer is None:
+            self._writer = threading.Thread(target=self._write_for_loops, name="remit-group-commit", daemon=True)
+            self._writer.start()
+        else:
+            self._writer_wake.notify()
+
+    def _write_for_loops(self) -> None:
+        while True:
+            with self._lock:
+                if not self._writer_turn:
+                    self._writer_wake.wait(_WRITER_IDLE_SECONDS)
+                if not self._writer_turn:
+                    self._writer = None
+                    return
+                self._writer_turn = False
+            self._lead()
+
     def _lead(self) -> None:
-        # Our own slot is the queue's head: the lead is taken with an empty queue or handed to the head.
+        # The queue's head is our own slot (a blocked caller's) or an event-loop caller's (the writer thread
+        # leads): the lead is taken with an empty queue, or handed to the head.
         with self._lock:
             batch = self._queue[: self._max_batch]
             del self._queue[: self._max_batch]
@@ -100,11 +175,14 @@ class GroupCommit(Generic[TxT, UnitT]):
             for slot in batch:
                 if not slot.done:  # only on an interrupt escaping _commit
                     slot.finish(Unavailable("the store could not write the credential"))
+            _settle_futures(batch)
             with self._lock:
-                if self._queue:
+                if not self._queue:
+                    self._leading = False
+                elif self._queue[0].future is None:
                     self._queue[0].wake.set()  # not done: its caller leads the next batch
                 else:
-                    self._leading = False
+                    self._hand_to_writer()
 
     def _commit(self, batch: Sequence[_Slot[UnitT]]) -> None:
         try:

@@ -16,6 +16,7 @@ replicas), then inserts.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 
@@ -189,6 +190,40 @@ class IssuanceService:
         channel: str = "native",
     ) -> tuple[Task, IssuedCredential]:
         """Admit the workload, check the declaration, record the task and issue its first credential."""
+        prepare = self._starting(workload, declaration, dpop_jkt, channel)
+        try:
+            prepared = self._issue(prepare)
+        except RemitError as error:
+            self._record_refusal(workload, declaration.workflow, error, channel)
+            raise
+        return prepared.task, self._sign(prepared.issued, prepared.claims)
+
+    async def start_task_async(
+        self,
+        workload: AttestedWorkload,
+        declaration: TaskDeclaration,
+        *,
+        dpop_jkt: str | None = None,
+        channel: str = "native",
+    ) -> tuple[Task, IssuedCredential]:
+        """`start_task` for an event loop: the same checks and writes, without a thread per caller.
+
+        The checks run on the loop, on kept registry rows (a miss reads the store, as the decision
+        path does); the write waits on the group commit's future, never blocking the loop; the rare
+        decide-again path and a refusal's record run in a worker thread.
+        """
+        prepare = self._starting(workload, declaration, dpop_jkt, channel)
+        try:
+            prepared = await self._issue_async(prepare)
+        except RemitError as error:
+            await asyncio.to_thread(self._record_refusal, workload, declaration.workflow, error, channel)
+            raise
+        return prepared.task, self._sign(prepared.issued, prepared.claims)
+
+    def _starting(
+        self, workload: AttestedWorkload, declaration: TaskDeclaration, dpop_jkt: str | None, channel: str
+    ) -> Callable[[IssuanceReads], _Prepared]:
+        """How a new task is decided on given reads: admit, check the declaration, build the writes."""
 
         def prepare(reads: IssuanceReads) -> _Prepared:
             admitted = self._admit(reads, workload, declaration.environment)
@@ -198,12 +233,27 @@ class IssuanceService:
             )
             return self._prepare(reads, admitted.agent, workload, task, task.audience, dpop_jkt, new_task=started)
 
+        return prepare
+
+    async def _issue_async(self, prepare: Callable[[IssuanceReads], _Prepared]) -> _Prepared:
+        """`_issue` awaiting the batch instead of blocking on it."""
+        reads = IssuanceReads(self.cache, self._reads)
+        prepared: _Prepared | None = None
         try:
-            prepared = self._issue(prepare)
-        except RemitError as error:
-            self._record_refusal(workload, declaration.workflow, error, channel)
-            raise
-        return prepared.task, self._sign(prepared.issued, prepared.claims)
+            with reads:
+                prepared = prepare(reads)
+        except RemitError:
+            if not reads.used_cache:
+                raise
+        if prepared is not None:
+            try:
+                await self.commits.submit_async(prepared.unit)
+            except _Stale:
+                pass
+            else:
+                return prepared
+        self.cache.clear()
+        return await asyncio.to_thread(self._issue_in_one_transaction, prepare)
 
     def reissue(
         self,

@@ -11,12 +11,15 @@ import contextlib
 
 from typing import Annotated, Any, Final
 
+import anyio
+
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, Parameter, QueryParameter
 
 from remit.bootstrap import Remit
 from remit.core.attestation.models import Evidence
+from remit.core.attestation.waiting import WouldWait, without_waiting
 from remit.core.audit.models import ActorKind, AuditActor
 from remit.core.credentials.issuance import TaskDeclaration
 from remit.core.credentials.models import IssuedCredential, VerifiedCredential
@@ -109,9 +112,22 @@ def dpop_key_of(remit: Remit, proof: str | None, *, method: str, path: str) -> s
     return remit.proofs.verify(proof, method=method, url=remit.settings.public_url.rstrip("/") + path).jkt
 
 
-def start_task(remit: Remit, data: TaskIn, *, dpop_jkt: str | None) -> tuple[TaskStarted, dict[str, str]]:
-    """`POST /v1/tasks`, whichever door it came in by: the answer (201) and its headers. Blocks: run off the loop."""
-    identity = remit.attestation.verify(evidence_in(data.evidence))  # single use: spent by issuance
+async def start_task(remit: Remit, data: TaskIn, *, dpop: str | None, path: str) -> tuple[TaskStarted, dict[str, str]]:
+    """`POST /v1/tasks`, whichever door it came in by: the answer (201) and its headers.
+
+    Runs on the event loop: the evidence is verified from the keys already loaded (in a worker thread
+    when a key set must be fetched first), and issuance awaits its group commit without holding a
+    thread. A DPoP proof at issuance is checked in a worker thread (its replay guard is the store).
+    """
+    evidence = evidence_in(data.evidence)
+    try:
+        with without_waiting():
+            identity = remit.attestation.verify(evidence)  # single use: spent by issuance
+    except WouldWait:
+        identity = await anyio.to_thread.run_sync(remit.attestation.verify, evidence)
+    jkt = None
+    if dpop is not None:
+        jkt = await anyio.to_thread.run_sync(lambda: dpop_key_of(remit, dpop, method="POST", path=path))
     declaration = TaskDeclaration(
         workflow=data.workflow,
         objective=data.objective,
@@ -123,7 +139,7 @@ def start_task(remit: Remit, data: TaskIn, *, dpop_jkt: str | None) -> tuple[Tas
         principal=data.principal,
         labels=data.labels,
     )
-    task, issued = remit.issuance.start_task(identity, declaration, dpop_jkt=dpop_jkt)
+    task, issued = await remit.issuance.start_task_async(identity, declaration, dpop_jkt=jkt)
     answer = TaskStarted(task=task_out(task), credential=credential_out(issued))
     return answer, {**_NO_STORE, "Location": f"/v1/tasks/{task.id}"}
 
@@ -174,15 +190,14 @@ class TaskController(Controller):
     @post(
         "/",
         status_code=201,
-        sync_to_thread=True,
         responses=problem_responses(400, 401, 403, 409, 413, 503),
         security=[],
     )
-    def start(
+    async def start(
         self, data: JSONBody[TaskIn], remit: NamedDependency[Remit], request: Request[Any, Any, Any]
     ) -> Response[TaskStarted]:
         """Declare a task with workload evidence; returns the task and its first credential (shown once)."""
-        answer, headers = start_task(remit, data, dpop_jkt=dpop_at_issuance(remit, request))
+        answer, headers = await start_task(remit, data, dpop=request.headers.get("dpop"), path=request.url.path)
         return Response(answer, status_code=201, headers=headers)
 
     @get("/", sync_to_thread=True, responses=problem_responses(400, 401, 503))
