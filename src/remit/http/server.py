@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import gc
+import sys
 
 from typing import Any
 
@@ -17,6 +18,7 @@ from remit.http.app import create_app
 __all__ = ["LOG_CONFIG", "serve", "uvicorn_config"]
 
 _GC_YOUNG_THRESHOLD = 20_000
+_GIL_SWITCH_SECONDS = 0.001
 
 # uvicorn's own configuration plus Remit's loggers (one line per request from the boundary, warnings
 # from the revocation feed and sweeper) on the same stderr handler.
@@ -57,4 +59,8 @@ def serve(remit: Remit, *, host: str, port: int) -> None:
     gc.freeze()
     # Requests allocate many short-lived objects and few cycles: collect the young generation less often.
     gc.set_threshold(_GC_YOUNG_THRESHOLD, 20, 20)
+    # The loop thread is busy under load, and the writer threads (group commits of audit records and
+    # credentials) need the GIL back after every database call: at the default 5 ms a commit can wait
+    # several switch intervals, which every request in its batch then waits too.
+    sys.setswitchinterval(_GIL_SWITCH_SECONDS)
     uvicorn.Server(config).run()
