@@ -15,6 +15,7 @@ from tests.unit.core.attestation.minting import Key, ec_key, public_jwk, rsa_key
 
 from remit.adapters.spiffe import BundleSource, JwtSvidAttestor, parse_bundle
 from remit.core.attestation.models import Evidence, EvidenceKind
+from remit.core.attestation.waiting import WouldWait, without_waiting
 from remit.errors import AttestationFailed, Unavailable
 from remit.testing import FrozenClock
 
@@ -173,3 +174,30 @@ def test_plain_http_bundles_are_refused_unless_loopback_is_allowed(clock: Frozen
             clock=clock,
             allow_http_loopback=True,
         )
+
+
+def test_without_waiting_an_attestation_never_fetches(key: Key, clock: FrozenClock, http: httpx.Client) -> None:
+    """On an event loop: a bundle never loaded, due again, or a kid needing a refetch says WouldWait; no request."""
+    with serving(bundle(public_jwk(key, use="jwt-svid", kid="jwt-1"), hint=60)) as server:
+        attestor = JwtSvidAttestor(
+            [BundleSource("acme.example", server.url)],
+            audience=AUDIENCE,
+            clock=clock,
+            http=http,
+            allow_http_loopback=True,
+        )
+        with without_waiting(), pytest.raises(WouldWait):
+            attestor.attest(Evidence(EvidenceKind.JWT_SVID, svid(key, clock, jti="a")), now=clock.now())
+        assert server.requests == 0
+        attestor.attest(Evidence(EvidenceKind.JWT_SVID, svid(key, clock, jti="b")), now=clock.now())  # may wait
+        with without_waiting():  # loaded and fresh: answered from memory
+            attestor.attest(Evidence(EvidenceKind.JWT_SVID, svid(key, clock, jti="c")), now=clock.now())
+        clock.advance(dt.timedelta(seconds=11))
+        with without_waiting(), pytest.raises(WouldWait):  # an unknown kid would refetch
+            attestor.attest(Evidence(EvidenceKind.JWT_SVID, svid(key, clock, kid="jwt-9")), now=clock.now())
+        clock.advance(dt.timedelta(seconds=61))
+        with without_waiting(), pytest.raises(WouldWait):  # due again
+            attestor.attest(Evidence(EvidenceKind.JWT_SVID, svid(key, clock, jti="d")), now=clock.now())
+        assert server.requests == 1
+        attestor.attest(Evidence(EvidenceKind.JWT_SVID, svid(key, clock, jti="e")), now=clock.now())
+        assert server.requests == 2

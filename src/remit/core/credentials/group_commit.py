@@ -128,6 +128,12 @@ class GroupCommit(Generic[TxT, UnitT]):
         if slot.error is not None:
             raise slot.error
 
+    @property
+    def writer_running(self) -> bool:
+        """Whether the writer thread for event-loop callers is running (it ends when idle)."""
+        with self._lock:
+            return self._writer is not None
+
     def submit_async(self, unit: UnitT) -> asyncio.Future[None]:
         """From a running event loop: queue `unit`; the future is settled once its batch has committed.
 

@@ -6,6 +6,7 @@ the tests know those share the next batch instead of hoping the scheduler interl
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 import time
@@ -21,6 +22,7 @@ from tests.unit.core.credentials.conftest import ISSUER, Stack, declaration, fin
 
 from remit.adapters.sql.engine import SqlDatabase, SqlTransaction
 from remit.adapters.sql.tables import audit_events, credentials, evidence_uses, tasks
+from remit.core.credentials import group_commit
 from remit.core.credentials.issuance import IssuanceService
 from remit.core.credentials.models import IssuedCredential, Limits
 from remit.core.ids import IdFactory, SequentialIdFactory
@@ -226,3 +228,83 @@ def test_a_failure_in_the_batch_commits_nothing_and_fails_every_caller(
     assert count(database, audit_events, audit_events.c.type == "credential.issued") == 1
     # Nothing was spent either: the same evidence now issues.
     assert all(o.error is None for o in together([start(issuance, f"jti-{i}") for i in range(4)]))
+
+
+# ---------------------------------------------------------------- callers on an event loop
+
+
+def test_event_loop_callers_share_batches_with_threads_and_each_is_durable_once(
+    stack: Stack, database: SqlDatabase, ids: SequentialIdFactory
+) -> None:
+    """`start_task_async` from a loop and `start_task` from threads interleave: every task once, every token good."""
+    issuance, _ = gated(stack, database, ids)
+    issuance.start_task(workload(jti="warm"), declaration())
+
+    async def on_the_loop() -> list[tuple[Task, IssuedCredential]]:
+        return await asyncio.gather(
+            *(issuance.start_task_async(workload(jti=f"loop-{i}"), declaration()) for i in range(24))
+        )
+
+    threads = together([start(issuance, f"thread-{i}") for i in range(6)] + [lambda: asyncio.run(on_the_loop())[0]])
+    assert [o.error for o in threads] == [None] * 7
+    assert count(database, tasks) == 1 + 6 + 24
+    assert count(database, evidence_uses) == 1 + 6 + 24
+    assert count(database, audit_events, audit_events.c.type == "credential.issued") == 31
+    assert issuance.commits.batches < 31  # some were shared
+
+
+def test_an_event_loop_callers_refusal_fails_only_its_own_future(
+    stack: Stack, database: SqlDatabase, ids: SequentialIdFactory
+) -> None:
+    """The same evidence three times in one batch: one task, two refusals, each on its own caller."""
+    issuance, _ = gated(stack, database, ids)
+    issuance.start_task(workload(jti="warm"), declaration())
+
+    async def race() -> list[object]:
+        calls = [issuance.start_task_async(workload(jti="same"), declaration()) for _ in range(3)]
+        calls.append(issuance.start_task_async(workload(jti="other"), declaration()))
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    results = asyncio.run(race())
+    refused = [r for r in results if isinstance(r, AttestationFailed)]
+    assert len(refused) == 2
+    assert all(r.details == {"reason": "replayed"} for r in refused)
+    assert count(database, tasks) == 3  # warm, one of "same", other
+    assert count(database, audit_events, audit_events.c.type == "credential.refused") == 2
+
+
+def test_a_store_that_is_down_fails_event_loop_callers_with_unavailable(
+    stack: Stack, database: SqlDatabase, ids: SequentialIdFactory
+) -> None:
+    issuance, gate = gated(stack, database, ids)
+    issuance.start_task(workload(jti="warm"), declaration())
+
+    def down(_tx: SqlTransaction) -> None:
+        raise Unavailable("the store is down")
+
+    gate.fail_in_batch = down
+
+    async def attempt() -> None:
+        await issuance.start_task_async(workload(jti="late"), declaration())
+
+    with pytest.raises(Unavailable):
+        asyncio.run(attempt())
+    assert count(database, tasks) == 1
+
+
+def test_the_writer_thread_ends_when_idle_and_starts_again_on_demand(
+    stack: Stack, database: SqlDatabase, ids: SequentialIdFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(group_commit, "_WRITER_IDLE_SECONDS", 0.05)
+    issuance, _ = gated(stack, database, ids)
+
+    async def one(jti: str) -> None:
+        await issuance.start_task_async(workload(jti=jti), declaration())
+
+    asyncio.run(one("first"))
+    deadline = time.monotonic() + 10
+    while issuance.commits.writer_running and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not issuance.commits.writer_running
+    asyncio.run(one("second"))
+    assert count(database, tasks) == 2
