@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any, Final
 
@@ -25,10 +25,10 @@ from remit.adapters.sql.tables import (
     tools,
     workflows,
 )
-from remit.adapters.sql.tasks import task_row
+from remit.adapters.sql.tasks import SqlRevocationLog, SqlTaskStore, task_row
 from remit.core.attestation.models import EvidenceUse
 from remit.core.audit.models import AuditEvent
-from remit.core.credentials.tokens import CredentialRecord
+from remit.core.credentials.tokens import CredentialRecord, CredentialRevocation
 from remit.core.tasks.models import Task
 from remit.errors import Unavailable
 
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from remit.adapters.sql.audit import SqlAuditStore
     from remit.adapters.sql.engine import SqlDatabase
 
-__all__ = ["SqlCredentialStore", "SqlEvidenceUses", "SqlIssuanceStore"]
+__all__ = ["SqlCredentialStore", "SqlEvidenceUses", "SqlIssuanceStore", "SqlRevocationStore"]
 
 
 def _record(row: Row[Any]) -> CredentialRecord:
@@ -61,6 +61,15 @@ _MARK_REVOKED = (
     update(credentials)
     .where(credentials.c.jti == bindparam("revoked_jti"), credentials.c.revoked_at.is_(None))
     .values(revoked_at=bindparam("revoked_at_value"), revoke_reason=bindparam("revoke_reason_value"))
+)
+
+# Rows locked in key order (PostgreSQL): two batches revoking overlapping credentials never deadlock.
+# SQLite renders no FOR UPDATE; its one write lock, held from BEGIN IMMEDIATE, already serialises them.
+_TO_REVOKE = (
+    select(credentials)
+    .where(credentials.c.jti.in_(bindparam("jtis", expanding=True)))
+    .order_by(credentials.c.jti)
+    .with_for_update()
 )
 
 
@@ -152,6 +161,38 @@ class SqlIssuanceStore:
     def add_credentials(self, records: Sequence[CredentialRecord]) -> None:
         if records:
             self._c.execute(_INSERT_CREDENTIAL, [_credential_row(record) for record in records])
+
+    def append_audit(self, events: Sequence[AuditEvent]) -> None:
+        self._audit.append_many(events)
+
+
+class SqlRevocationStore:
+    """The writes of a batch of credential revocations, on the caller's transaction (see core/credentials/tokens.py)."""
+
+    def __init__(
+        self, connection: Connection, audit: SqlAuditStore, log: SqlRevocationLog, tasks: SqlTaskStore
+    ) -> None:
+        self._c = connection
+        self._audit = audit
+        self._log = log
+        self._tasks = tasks
+
+    def credentials_to_revoke(self, jtis: Collection[str]) -> Mapping[str, CredentialRecord]:
+        if not jtis:
+            return {}
+        return {row.jti: _record(row) for row in self._c.execute(_TO_REVOKE, {"jtis": list(jtis)})}
+
+    def revoke(self, revocations: Sequence[CredentialRevocation]) -> list[int]:
+        if not revocations:
+            return []
+        self._c.execute(
+            _MARK_REVOKED,
+            [{"revoked_jti": r.jti, "revoked_at_value": r.at, "revoke_reason_value": r.reason} for r in revocations],
+        )
+        return self._log.append_credentials([(r.jti, r.reason, r.at) for r in revocations])
+
+    def tasks(self, task_ids: Collection[str]) -> Mapping[str, Task]:
+        return self._tasks.get_tasks(task_ids)
 
     def append_audit(self, events: Sequence[AuditEvent]) -> None:
         self._audit.append_many(events)

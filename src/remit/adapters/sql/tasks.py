@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Integer, Row, bindparam, insert, select, update
@@ -78,7 +78,15 @@ def task_row(task: Task) -> dict[str, Any]:
 # Built once: constructing a statement per call costs more than executing it.
 _INSERT_TASK = insert(tasks)
 _GET_TASK = select(tasks).where(tasks.c.id == bindparam("id"))
+_GET_TASKS = select(tasks).where(tasks.c.id.in_(bindparam("ids", expanding=True)))
 _APPEND_REVOCATION = insert(revocations).returning(revocations.c.seq)
+# Several entries in one statement. PostgreSQL: seqs returned in the order given. SQLite (where
+# SQLAlchemy would otherwise insert row by row to keep that order): the one writer inserts the VALUES
+# rows in order, each taking the next rowid, so the seqs sorted are in the order given.
+_APPEND_REVOCATIONS = {
+    "postgresql": insert(revocations).returning(revocations.c.seq, sort_by_parameter_order=True),
+    "sqlite": insert(revocations).returning(revocations.c.seq),
+}
 
 _SINCE = (
     select(revocations)
@@ -110,6 +118,12 @@ class SqlTaskStore:
     def get_task(self, task_id: str) -> Task | None:
         row = self._c.execute(_GET_TASK, {"id": task_id}).first()
         return None if row is None else _task(row)
+
+    def get_tasks(self, task_ids: Collection[str]) -> Mapping[str, Task]:
+        """The tasks of `task_ids` that exist, by id (one statement)."""
+        if not task_ids:
+            return {}
+        return {row.id: _task(row) for row in self._c.execute(_GET_TASKS, {"ids": list(task_ids)})}
 
     def _running(self, *conditions: ColumnElement[bool]) -> Sequence[Task]:
         query = select(tasks).where(tasks.c.state == TaskState.RUNNING.value, *conditions).order_by(tasks.c.id)
@@ -167,6 +181,21 @@ class SqlRevocationLog:
         seq = int(result.scalar_one())
         notify(self._c, REVOCATIONS)  # other replicas hear of it when (and only if) this commits
         return seq
+
+    def append_credentials(self, entries: Sequence[tuple[str, str, dt.datetime]]) -> list[int]:
+        """Append one `credential` entry per `(jti, reason, at)` in one statement; their seqs, in order."""
+        if not entries:
+            return []
+        rows = [
+            {"kind": RevocationKind.CREDENTIAL.value, "subject": jti, "reason": reason, "epoch": 0, "at": at}
+            for jti, reason, at in entries
+        ]
+        dialect = self._c.dialect.name
+        seqs = [int(seq) for seq in self._c.execute(_APPEND_REVOCATIONS[dialect], rows).scalars()]
+        if dialect == "sqlite":
+            seqs.sort()
+        notify(self._c, REVOCATIONS)  # one per transaction: identical notifications are coalesced anyway
+        return seqs
 
     def since(self, seq: int, *, limit: int = 10_000) -> Sequence[RevocationEntry]:
         return [
