@@ -25,10 +25,10 @@ from remit.adapters.sql.tables import (
     tools,
     workflows,
 )
-from remit.adapters.sql.tasks import SqlRevocationLog, SqlTaskStore, task_row
+from remit.adapters.sql.tasks import SqlRevocationLog, task_row
 from remit.core.attestation.models import EvidenceUse
 from remit.core.audit.models import AuditEvent
-from remit.core.credentials.tokens import CredentialRecord, CredentialRevocation
+from remit.core.credentials.tokens import CredentialRecord, CredentialRevocation, RevocableCredential
 from remit.core.tasks.models import Task
 from remit.errors import Unavailable
 
@@ -63,14 +63,18 @@ _MARK_REVOKED = (
     .values(revoked_at=bindparam("revoked_at_value"), revoke_reason=bindparam("revoke_reason_value"))
 )
 
-# Rows locked in key order (PostgreSQL): two batches revoking overlapping credentials never deadlock.
-# SQLite renders no FOR UPDATE; its one write lock, held from BEGIN IMMEDIATE, already serialises them.
-_TO_REVOKE = (
-    select(credentials)
-    .where(credentials.c.jti.in_(bindparam("jtis", expanding=True)))
+# The credentials with their task's owner and function, rows locked in key order (PostgreSQL): two
+# batches revoking overlapping credentials never deadlock. SQLite renders no FOR UPDATE; its one write
+# lock, held from BEGIN IMMEDIATE, already serialises them. One jti (a lone caller) avoids the cost of
+# expanding `IN` at every execution.
+_REVOCABLE = (
+    select(credentials, tasks.c.owner_id.label("task_owner_id"), tasks.c.function_id.label("task_function_id"))
+    .join(tasks, tasks.c.id == credentials.c.task_id)
     .order_by(credentials.c.jti)
-    .with_for_update()
+    .with_for_update(of=credentials)
 )
+_TO_REVOKE_ONE = _REVOCABLE.where(credentials.c.jti == bindparam("jti"))
+_TO_REVOKE = _REVOCABLE.where(credentials.c.jti.in_(bindparam("jtis", expanding=True)))
 
 
 def _credential_row(record: CredentialRecord) -> dict[str, Any]:
@@ -169,18 +173,22 @@ class SqlIssuanceStore:
 class SqlRevocationStore:
     """The writes of a batch of credential revocations, on the caller's transaction (see core/credentials/tokens.py)."""
 
-    def __init__(
-        self, connection: Connection, audit: SqlAuditStore, log: SqlRevocationLog, tasks: SqlTaskStore
-    ) -> None:
+    def __init__(self, connection: Connection, audit: SqlAuditStore, log: SqlRevocationLog) -> None:
         self._c = connection
         self._audit = audit
         self._log = log
-        self._tasks = tasks
 
-    def credentials_to_revoke(self, jtis: Collection[str]) -> Mapping[str, CredentialRecord]:
+    def credentials_to_revoke(self, jtis: Collection[str]) -> Mapping[str, RevocableCredential]:
         if not jtis:
             return {}
-        return {row.jti: _record(row) for row in self._c.execute(_TO_REVOKE, {"jtis": list(jtis)})}
+        if len(jtis) == 1:
+            rows = self._c.execute(_TO_REVOKE_ONE, {"jti": next(iter(jtis))})
+        else:
+            rows = self._c.execute(_TO_REVOKE, {"jtis": list(jtis)})
+        return {
+            row.jti: RevocableCredential(_record(row), owner_id=row.task_owner_id, function_id=row.task_function_id)
+            for row in rows
+        }
 
     def revoke(self, revocations: Sequence[CredentialRevocation]) -> list[int]:
         if not revocations:
@@ -190,9 +198,6 @@ class SqlRevocationStore:
             [{"revoked_jti": r.jti, "revoked_at_value": r.at, "revoke_reason_value": r.reason} for r in revocations],
         )
         return self._log.append_credentials([(r.jti, r.reason, r.at) for r in revocations])
-
-    def tasks(self, task_ids: Collection[str]) -> Mapping[str, Task]:
-        return self._tasks.get_tasks(task_ids)
 
     def append_audit(self, events: Sequence[AuditEvent]) -> None:
         self._audit.append_many(events)

@@ -52,17 +52,16 @@ class SqlTransaction:
     @classmethod
     def on(cls, connection: Connection) -> SqlTransaction:
         audit = SqlAuditStore(connection)
-        tasks = SqlTaskStore(connection)
         log = SqlRevocationLog(connection)
         return cls(
             connection=connection,
             registry=SqlRegistryStore(connection),
             audit=audit,
-            tasks=tasks,
+            tasks=SqlTaskStore(connection),
             revocations=log,
             credentials=SqlCredentialStore(connection),
             issuance=SqlIssuanceStore(connection, audit),
-            revoking=SqlRevocationStore(connection, audit, log, tasks),
+            revoking=SqlRevocationStore(connection, audit, log),
             policies=SqlPolicyStore(connection),
             approvals=SqlApprovalStore(connection),
             operators=SqlOperatorStore(connection),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Integer, Row, bindparam, insert, select, update
@@ -78,7 +78,6 @@ def task_row(task: Task) -> dict[str, Any]:
 # Built once: constructing a statement per call costs more than executing it.
 _INSERT_TASK = insert(tasks)
 _GET_TASK = select(tasks).where(tasks.c.id == bindparam("id"))
-_GET_TASKS = select(tasks).where(tasks.c.id.in_(bindparam("ids", expanding=True)))
 _APPEND_REVOCATION = insert(revocations).returning(revocations.c.seq)
 # Several entries in one statement. PostgreSQL: seqs returned in the order given. SQLite (where
 # SQLAlchemy would otherwise insert row by row to keep that order): the one writer inserts the VALUES
@@ -118,12 +117,6 @@ class SqlTaskStore:
     def get_task(self, task_id: str) -> Task | None:
         row = self._c.execute(_GET_TASK, {"id": task_id}).first()
         return None if row is None else _task(row)
-
-    def get_tasks(self, task_ids: Collection[str]) -> Mapping[str, Task]:
-        """The tasks of `task_ids` that exist, by id (one statement)."""
-        if not task_ids:
-            return {}
-        return {row.id: _task(row) for row in self._c.execute(_GET_TASKS, {"ids": list(task_ids)})}
 
     def _running(self, *conditions: ColumnElement[bool]) -> Sequence[Task]:
         query = select(tasks).where(tasks.c.state == TaskState.RUNNING.value, *conditions).order_by(tasks.c.id)

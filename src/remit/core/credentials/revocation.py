@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from remit.core.audit.models import AuditActor, AuditEvent
@@ -18,15 +18,14 @@ from remit.core.clock import Clock
 from remit.core.credentials.group_commit import GroupCommit
 from remit.core.credentials.revocation_index import RevocationIndex
 from remit.core.credentials.tokens import (
-    CredentialRecord,
     CredentialRevocation,
     CredentialsTransaction,
     CredentialsUnitOfWork,
+    RevocableCredential,
 )
 from remit.core.events import InProcessEventBus
 from remit.core.ids import IdFactory
 from remit.core.registry.events import AgentStatusChanged, OwnerOffboarded, WorkflowVersionEnded
-from remit.core.tasks.models import Task
 from remit.core.tasks.revocations import RevocationEntry, RevocationKind
 from remit.core.tasks.service import TaskService
 
@@ -106,11 +105,11 @@ class RevocationService:
         first: dict[str, RevocationUnit] = {}  # jti → the unit that revokes it in this batch
         for unit in units:
             unit.revoked, unit.entry = False, None  # a batch retried unit by unit starts afresh
-            record = records.get(unit.jti)
-            if record is None or (unit.agent_id is not None and record.agent_id != unit.agent_id):
+            found = records.get(unit.jti)
+            if found is None or (unit.agent_id is not None and found.record.agent_id != unit.agent_id):
                 continue
             unit.revoked = True
-            if record.revoked_at is None:
+            if found.record.revoked_at is None:
                 first.setdefault(unit.jti, unit)
         if not first:
             return [None] * len(units)
@@ -120,16 +119,15 @@ class RevocationService:
             unit.entry = RevocationEntry(
                 seq=seq, kind=RevocationKind.CREDENTIAL, subject=unit.jti, reason=unit.reason, at=unit.at
             )
-        tasks = store.tasks({records[unit.jti].task_id for unit in revoking})
-        store.append_audit([self._event(unit, records[unit.jti], tasks) for unit in revoking])
+        store.append_audit([self._event(unit, records[unit.jti]) for unit in revoking])
         for unit in units:
             # A second naming in the batch applies the same entry, so its caller too returns with it in the index.
             if unit.revoked and unit.entry is None and unit.jti in first:
                 unit.entry = first[unit.jti].entry
         return [None] * len(units)
 
-    def _event(self, unit: RevocationUnit, record: CredentialRecord, tasks: Mapping[str, Task]) -> AuditEvent:
-        task = tasks.get(record.task_id)
+    def _event(self, unit: RevocationUnit, credential: RevocableCredential) -> AuditEvent:
+        record = credential.record
         jti_hmac = self._fingerprint(unit.jti)
         return AuditEvent(
             id=unit.event_id,
@@ -141,8 +139,8 @@ class RevocationService:
             data={"jti_hmac": jti_hmac, "reason": unit.reason},
             task_id=record.task_id,
             agent_id=record.agent_id,
-            owner_id=task.owner_id if task else None,
-            function_id=task.function_id if task else None,
+            owner_id=credential.owner_id,
+            function_id=credential.function_id,
             correlation_id=record.task_id,
         )
 

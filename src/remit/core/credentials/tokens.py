@@ -22,6 +22,7 @@ __all__ = [
     "CredentialsTransaction",
     "CredentialsUnitOfWork",
     "IssuanceStore",
+    "RevocableCredential",
     "RevocationStore",
 ]
 
@@ -104,11 +105,20 @@ class CredentialRevocation:
     at: dt.datetime
 
 
+@dataclass(frozen=True, slots=True)
+class RevocableCredential:
+    """A credential record with the owner and business function of its task (for the audit event)."""
+
+    record: CredentialRecord
+    owner_id: str | None
+    function_id: str | None
+
+
 class RevocationStore(Protocol):
     """The writes of a batch of credential revocations (see `remit.core.credentials.revocation`), in one transaction."""
 
-    def credentials_to_revoke(self, jtis: Collection[str]) -> Mapping[str, CredentialRecord]:
-        """The records of those `jtis` that exist, each held until commit: no other transaction revokes it meanwhile.
+    def credentials_to_revoke(self, jtis: Collection[str]) -> Mapping[str, RevocableCredential]:
+        """Those of `jtis` that exist, each held until commit: no other transaction revokes it meanwhile.
 
         A record another transaction is revoking is waited for, and then read as that transaction left it.
         """
@@ -117,8 +127,6 @@ class RevocationStore(Protocol):
     def revoke(self, revocations: Sequence[CredentialRevocation]) -> list[int]:
         """Mark each credential revoked and append its `credential` log entry, in order; return the entries' seqs."""
         ...
-
-    def tasks(self, task_ids: Collection[str]) -> Mapping[str, Task]: ...
 
     def append_audit(self, events: Sequence[AuditEvent]) -> None:
         """Chain `events` into the audit log in order, in this transaction (one statement)."""
