@@ -247,3 +247,31 @@ def test_batches_never_exceed_their_bound(
     assert all(o.revoked for o in together(stack, service, [(jti, None) for jti, _ in issued]))
     assert service.commits.largest_batch <= max_batch
     assert count(database, revocations) == 9
+
+
+def test_two_instances_revoking_the_same_credentials_log_each_once(
+    stack: Stack, database: SqlDatabase, ids: SequentialIdFactory
+) -> None:
+    """Two Remit instances on one database (separate engines and batches) revoke the same credentials at once."""
+    second = SqlDatabase.connect(database.engine.url.render_as_string(hide_password=False))
+    try:
+        ours = RevocationService(
+            database.transaction, clock=stack.clock, ids=ids, fingerprint=fingerprint, index=stack.index
+        )
+        theirs = RevocationService(second.transaction, clock=stack.clock, ids=ids, fingerprint=fingerprint)
+        issued = [jti for jti, _ in issue(stack, 4)]
+        calls = [(service, jti) for jti in issued for service in (ours, theirs, ours, theirs)]
+        start = threading.Barrier(len(calls))
+
+        def run(call: tuple[RevocationService, str]) -> bool:
+            start.wait()
+            return call[0].revoke_credential(call[1], reason="leaked", actor=SYSTEM)
+
+        with ThreadPoolExecutor(len(calls)) as pool:
+            assert all(pool.map(run, calls))
+    finally:
+        second.dispose()
+    for jti in issued:
+        assert count(database, revocations, revocations.c.subject == jti) == 1
+        assert revoked_events(database, jti) == 1
+    assert_chain_verifies(database)
