@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any, Final
 
@@ -25,10 +25,10 @@ from remit.adapters.sql.tables import (
     tools,
     workflows,
 )
-from remit.adapters.sql.tasks import task_row
+from remit.adapters.sql.tasks import SqlRevocationLog, task_row
 from remit.core.attestation.models import EvidenceUse
 from remit.core.audit.models import AuditEvent
-from remit.core.credentials.tokens import CredentialRecord
+from remit.core.credentials.tokens import CredentialRecord, CredentialRevocation, RevocableCredential
 from remit.core.tasks.models import Task
 from remit.errors import Unavailable
 
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from remit.adapters.sql.audit import SqlAuditStore
     from remit.adapters.sql.engine import SqlDatabase
 
-__all__ = ["SqlCredentialStore", "SqlEvidenceUses", "SqlIssuanceStore"]
+__all__ = ["SqlCredentialStore", "SqlEvidenceUses", "SqlIssuanceStore", "SqlRevocationStore"]
 
 
 def _record(row: Row[Any]) -> CredentialRecord:
@@ -62,6 +62,19 @@ _MARK_REVOKED = (
     .where(credentials.c.jti == bindparam("revoked_jti"), credentials.c.revoked_at.is_(None))
     .values(revoked_at=bindparam("revoked_at_value"), revoke_reason=bindparam("revoke_reason_value"))
 )
+
+# The credentials with their task's owner and function, rows locked in key order (PostgreSQL): two
+# batches revoking overlapping credentials never deadlock. SQLite renders no FOR UPDATE; its one write
+# lock, held from BEGIN IMMEDIATE, already serialises them. One jti (a lone caller) avoids the cost of
+# expanding `IN` at every execution.
+_REVOCABLE = (
+    select(credentials, tasks.c.owner_id.label("task_owner_id"), tasks.c.function_id.label("task_function_id"))
+    .join(tasks, tasks.c.id == credentials.c.task_id)
+    .order_by(credentials.c.jti)
+    .with_for_update(of=credentials)
+)
+_TO_REVOKE_ONE = _REVOCABLE.where(credentials.c.jti == bindparam("jti"))
+_TO_REVOKE = _REVOCABLE.where(credentials.c.jti.in_(bindparam("jtis", expanding=True)))
 
 
 def _credential_row(record: CredentialRecord) -> dict[str, Any]:
@@ -152,6 +165,39 @@ class SqlIssuanceStore:
     def add_credentials(self, records: Sequence[CredentialRecord]) -> None:
         if records:
             self._c.execute(_INSERT_CREDENTIAL, [_credential_row(record) for record in records])
+
+    def append_audit(self, events: Sequence[AuditEvent]) -> None:
+        self._audit.append_many(events)
+
+
+class SqlRevocationStore:
+    """The writes of a batch of credential revocations, on the caller's transaction (see core/credentials/tokens.py)."""
+
+    def __init__(self, connection: Connection, audit: SqlAuditStore, log: SqlRevocationLog) -> None:
+        self._c = connection
+        self._audit = audit
+        self._log = log
+
+    def credentials_to_revoke(self, jtis: Collection[str]) -> Mapping[str, RevocableCredential]:
+        if not jtis:
+            return {}
+        if len(jtis) == 1:
+            rows = self._c.execute(_TO_REVOKE_ONE, {"jti": next(iter(jtis))})
+        else:
+            rows = self._c.execute(_TO_REVOKE, {"jtis": list(jtis)})
+        return {
+            row.jti: RevocableCredential(_record(row), owner_id=row.task_owner_id, function_id=row.task_function_id)
+            for row in rows
+        }
+
+    def revoke(self, revocations: Sequence[CredentialRevocation]) -> list[int]:
+        if not revocations:
+            return []
+        self._c.execute(
+            _MARK_REVOKED,
+            [{"revoked_jti": r.jti, "revoked_at_value": r.at, "revoke_reason_value": r.reason} for r in revocations],
+        )
+        return self._log.append_credentials([(r.jti, r.reason, r.at) for r in revocations])
 
     def append_audit(self, events: Sequence[AuditEvent]) -> None:
         self._audit.append_many(events)

@@ -21,7 +21,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemy
 
 from remit.adapters.sql.approvals import SqlApprovalStore, SqlOperatorStore
 from remit.adapters.sql.audit import SqlAuditStore
-from remit.adapters.sql.credentials import SqlCredentialStore, SqlIssuanceStore
+from remit.adapters.sql.credentials import SqlCredentialStore, SqlIssuanceStore, SqlRevocationStore
 from remit.adapters.sql.policies import SqlPolicyStore
 from remit.adapters.sql.registry import SqlRegistryStore
 from remit.adapters.sql.tasks import SqlRevocationLog, SqlTaskStore
@@ -44,6 +44,7 @@ class SqlTransaction:
     revocations: SqlRevocationLog
     credentials: SqlCredentialStore
     issuance: SqlIssuanceStore
+    revoking: SqlRevocationStore
     policies: SqlPolicyStore
     approvals: SqlApprovalStore
     operators: SqlOperatorStore
@@ -51,14 +52,16 @@ class SqlTransaction:
     @classmethod
     def on(cls, connection: Connection) -> SqlTransaction:
         audit = SqlAuditStore(connection)
+        log = SqlRevocationLog(connection)
         return cls(
             connection=connection,
             registry=SqlRegistryStore(connection),
             audit=audit,
             tasks=SqlTaskStore(connection),
-            revocations=SqlRevocationLog(connection),
+            revocations=log,
             credentials=SqlCredentialStore(connection),
             issuance=SqlIssuanceStore(connection, audit),
+            revoking=SqlRevocationStore(connection, audit, log),
             policies=SqlPolicyStore(connection),
             approvals=SqlApprovalStore(connection),
             operators=SqlOperatorStore(connection),

@@ -79,6 +79,13 @@ def task_row(task: Task) -> dict[str, Any]:
 _INSERT_TASK = insert(tasks)
 _GET_TASK = select(tasks).where(tasks.c.id == bindparam("id"))
 _APPEND_REVOCATION = insert(revocations).returning(revocations.c.seq)
+# Several entries in one statement. PostgreSQL: seqs returned in the order given. SQLite (where
+# SQLAlchemy would otherwise insert row by row to keep that order): the one writer inserts the VALUES
+# rows in order, each taking the next rowid, so the seqs sorted are in the order given.
+_APPEND_REVOCATIONS = {
+    "postgresql": insert(revocations).returning(revocations.c.seq, sort_by_parameter_order=True),
+    "sqlite": insert(revocations).returning(revocations.c.seq),
+}
 
 _SINCE = (
     select(revocations)
@@ -167,6 +174,21 @@ class SqlRevocationLog:
         seq = int(result.scalar_one())
         notify(self._c, REVOCATIONS)  # other replicas hear of it when (and only if) this commits
         return seq
+
+    def append_credentials(self, entries: Sequence[tuple[str, str, dt.datetime]]) -> list[int]:
+        """Append one `credential` entry per `(jti, reason, at)` in one statement; their seqs, in order."""
+        if not entries:
+            return []
+        rows = [
+            {"kind": RevocationKind.CREDENTIAL.value, "subject": jti, "reason": reason, "epoch": 0, "at": at}
+            for jti, reason, at in entries
+        ]
+        dialect = self._c.dialect.name
+        seqs = [int(seq) for seq in self._c.execute(_APPEND_REVOCATIONS[dialect], rows).scalars()]
+        if dialect == "sqlite":
+            seqs.sort()
+        notify(self._c, REVOCATIONS)  # one per transaction: identical notifications are coalesced anyway
+        return seqs
 
     def since(self, seq: int, *, limit: int = 10_000) -> Sequence[RevocationEntry]:
         return [

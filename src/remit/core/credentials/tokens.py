@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -17,10 +17,13 @@ from remit.core.tasks.ports import TaskTransaction
 __all__ = [
     "AttestedWorkload",
     "CredentialRecord",
+    "CredentialRevocation",
     "CredentialStore",
     "CredentialsTransaction",
     "CredentialsUnitOfWork",
     "IssuanceStore",
+    "RevocableCredential",
+    "RevocationStore",
 ]
 
 
@@ -93,14 +96,54 @@ class IssuanceStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class CredentialRevocation:
+    """One credential to mark revoked, with its revocation log entry."""
+
+    jti: str
+    reason: str
+    at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RevocableCredential:
+    """A credential record with the owner and business function of its task (for the audit event)."""
+
+    record: CredentialRecord
+    owner_id: str | None
+    function_id: str | None
+
+
+class RevocationStore(Protocol):
+    """The writes of a batch of credential revocations (see `remit.core.credentials.revocation`), in one transaction."""
+
+    def credentials_to_revoke(self, jtis: Collection[str]) -> Mapping[str, RevocableCredential]:
+        """Those of `jtis` that exist, each held until commit: no other transaction revokes it meanwhile.
+
+        A record another transaction is revoking is waited for, and then read as that transaction left it.
+        """
+        ...
+
+    def revoke(self, revocations: Sequence[CredentialRevocation]) -> list[int]:
+        """Mark each credential revoked and append its `credential` log entry, in order; return the entries' seqs."""
+        ...
+
+    def append_audit(self, events: Sequence[AuditEvent]) -> None:
+        """Chain `events` into the audit log in order, in this transaction (one statement)."""
+        ...
+
+
 class CredentialsTransaction(TaskTransaction, Protocol):
-    """A task transaction that also holds credential records and the batched issuance writes."""
+    """A task transaction that also holds credential records and the batched issuance and revocation writes."""
 
     @property
     def credentials(self) -> CredentialStore: ...
 
     @property
     def issuance(self) -> IssuanceStore: ...
+
+    @property
+    def revoking(self) -> RevocationStore: ...
 
 
 class CredentialsUnitOfWork(Protocol):
