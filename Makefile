@@ -57,8 +57,11 @@ lock: | $(UV)
 	$(UV) pip compile pyproject.toml --all-extras --group dev --generate-hashes --no-emit-index-url --no-header --python-version 3.11 -o requirements/dev.txt
 	$(UV) pip compile pyproject.toml --all-extras --generate-hashes --no-emit-index-url --no-header --python-version 3.11 -o requirements/server.txt
 
+# The benchmarks print figures and ratios (HTTP parts need Debian's wrk); no timed assertions live in tests.
 bench: install-dev
-	$(BIN)/python bench/registry.py
+	$(BIN)/python bench/decide.py --seconds 4
+	$(BIN)/python bench/issue.py --seconds 3 --wrk
+	$(BIN)/python bench/audit.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .hypothesis

@@ -369,7 +369,10 @@ def main() -> None:
     home: Path | None = None
     try:
         rows, home, presented = in_process(args.seconds)
-        http_rows = [] if args.skip_http else over_http(home, presented, args.seconds)
+        use_http = not args.skip_http and shutil.which("wrk") is not None
+        if not args.skip_http and not use_http:
+            print("wrk is not installed (Debian package wrk): skipping the HTTP part", file=sys.stderr)
+        http_rows = over_http(home, presented, args.seconds) if use_http else []
     finally:
         if home is not None:
             shutil.rmtree(home, ignore_errors=True)
