@@ -27,6 +27,7 @@ from remit.adapters.sql.tables import (
 )
 from remit.adapters.sql.tasks import SqlRevocationLog, task_row
 from remit.core.attestation.models import EvidenceUse
+from remit.core.audit.chain import PreparedRecord
 from remit.core.audit.models import AuditEvent
 from remit.core.credentials.tokens import CredentialRecord, CredentialRevocation, RevocableCredential
 from remit.core.tasks.models import Task
@@ -166,8 +167,8 @@ class SqlIssuanceStore:
         if records:
             self._c.execute(_INSERT_CREDENTIAL, [_credential_row(record) for record in records])
 
-    def append_audit(self, events: Sequence[AuditEvent]) -> None:
-        self._audit.append_many(events)
+    def append_prepared(self, records: Sequence[PreparedRecord]) -> None:
+        self._audit.append_prepared(records)
 
 
 class SqlRevocationStore:

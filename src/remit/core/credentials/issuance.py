@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from remit.core.attestation.models import EvidenceUse
+from remit.core.audit.chain import PreparedRecord, prepare
 from remit.core.audit.models import ActorKind, AuditActor, AuditEvent
 from remit.core.clock import Clock
 from remit.core.credentials.group_commit import GroupCommit
@@ -94,7 +95,8 @@ class IssuanceUnit:
 
     task: Task | None  # a new task (start_task); None when re-issuing for an existing one
     credential: CredentialRecord
-    events: tuple[AuditEvent, ...]
+    # Canonicalised by the caller, so the batch (which holds the write lock) only chains and writes them.
+    records: tuple[PreparedRecord, ...]
     evidence: EvidenceUse | None
     depends_on: Mapping[tuple[str, str], int]  # (kind, id) → the revision the checks read
 
@@ -534,7 +536,7 @@ class IssuanceService:
         unit = IssuanceUnit(
             task=task if new_task is not None else None,
             credential=record,
-            events=(new_task, issued_event) if new_task is not None else (issued_event,),
+            records=tuple(prepare(e) for e in ((new_task, issued_event) if new_task is not None else (issued_event,))),
             evidence=workload.single_use,
             depends_on=dict(reads.depends_on),
         )
@@ -572,7 +574,7 @@ class IssuanceService:
         if written:
             store.add_tasks([unit.task for unit in written if unit.task is not None])
             store.add_credentials([unit.credential for unit in written])
-            store.append_audit([event for unit in written for event in unit.events])
+            store.append_prepared([record for unit in written for record in unit.records])
         return outcomes
 
     def _sign(self, issued: IssuedCredential, claims: Mapping[str, Any]) -> IssuedCredential:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from remit.core.attestation.models import EvidenceUse
+from remit.core.audit.chain import PreparedRecord
 from remit.core.audit.models import AuditEvent
 from remit.core.tasks.models import Task
 from remit.core.tasks.ports import TaskTransaction
@@ -91,8 +92,8 @@ class IssuanceStore(Protocol):
     def add_tasks(self, tasks: Sequence[Task]) -> None: ...
     def add_credentials(self, records: Sequence[CredentialRecord]) -> None: ...
 
-    def append_audit(self, events: Sequence[AuditEvent]) -> None:
-        """Chain `events` into the audit log in order, in this transaction (one statement)."""
+    def append_prepared(self, records: Sequence[PreparedRecord]) -> None:
+        """Chain events canonicalised beforehand into the audit log in order, in this transaction (one statement)."""
         ...
 
 
