@@ -9,6 +9,9 @@ not validate, another media type, an unknown length) must get the framework's ow
 
 from __future__ import annotations
 
+import json
+
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -203,3 +206,37 @@ def test_a_replayed_svid_is_refused_alike_on_both_doors(agent_server: LiveServer
     one, other = fast.json(), framework.json()
     assert one == other
     assert one["code"] == "attestation_failed"
+
+
+def test_a_chunked_body_without_a_length_is_answered_by_the_framework(
+    agent_server: LiveServer, workloads: Workloads
+) -> None:
+    """No Content-Length (chunked transfer): the fast path does not guess; the framework answers, the same way."""
+    token = _credential(agent_server, workloads)
+    body = json.dumps(_native(token)).encode()
+
+    def chunks() -> Iterator[bytes]:
+        yield body[:10]
+        yield body[10:]
+
+    with agent_server.client(authenticated=False) as client:
+        chunked = client.post("/v1/decisions", content=chunks(), headers={"Content-Type": "application/json"})
+        plain = client.post("/v1/decisions", json=_native(token))
+
+    assert "content-length" not in chunked.request.headers
+    assert chunked.request.headers["transfer-encoding"] == "chunked"
+    _same_answer(chunked, plain)
+
+
+@pytest.mark.parametrize("media", ["application/json-patch+json", "application/jsonx", "text/json"])
+def test_only_json_itself_takes_the_fast_path(agent_server: LiveServer, media: str) -> None:
+    with agent_server.client(authenticated=False) as client:
+        fast = client.post("/v1/decisions", content=b"{}", headers={"Content-Type": media})
+        framework = client.post(
+            "/v1/decisions", params={"via": "framework"}, content=b"{}", headers={"Content-Type": media}
+        )
+
+    assert fast.status_code == framework.status_code == 400
+    one, other = fast.json(), framework.json()
+    assert one.pop("instance") == other.pop("instance")
+    assert one == other
