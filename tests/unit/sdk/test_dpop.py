@@ -6,6 +6,7 @@ import base64
 import json
 import sys
 
+from pathlib import Path
 from typing import Any
 
 import jwt  # noqa: TID251 - an independent JOSE library checks our proofs
@@ -14,7 +15,7 @@ import pytest
 from remit.adapters.jose import DpopVerifier, MemoryReplayGuard, access_token_hash
 from remit.core.clock import SystemClock
 from remit.errors import CredentialInvalid
-from remit.sdk import DPOP_EXTRA, DpopKey
+from remit.sdk import DPOP_EXTRA, DpopKey, JwtSvidFile, RemitClient
 from remit.sdk.dpop import htu_of
 
 URL = "https://remit.example/v1/tasks/tsk_1/end"
@@ -113,3 +114,23 @@ def test_without_cryptography_dpop_is_a_clear_error_naming_the_extra(monkeypatch
 
     assert missing.value.name == "cryptography"
     assert DPOP_EXTRA == "remit[dpop]"
+
+
+def test_client_task_with_dpop_and_no_cryptography_fails_before_any_request(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`client.task(..., dpop=True)` names the extra at once; the evidence is not even read."""
+    monkeypatch.setitem(sys.modules, "cryptography", None)
+    never_read = JwtSvidFile(tmp_path / "absent.jwt")
+
+    with RemitClient("http://127.0.0.1:9") as client, pytest.raises(ImportError, match=r"pip install 'remit\[dpop\]'"):
+        client.task(
+            evidence=never_read,
+            workflow="w@1",
+            objective="o",
+            tools={"t": ["a"]},
+            expected_duration_seconds=60,
+            environment="prod",
+            audience="tool:t",
+            dpop=True,
+        )
