@@ -26,12 +26,21 @@ for mod in pkgutil.walk_packages(remit.sdk.__path__, 'remit.sdk.'):
     importlib.import_module(mod.name)
 for mod in pkgutil.walk_packages(remit.wire.__path__, 'remit.wire.'):
     importlib.import_module(mod.name)
+try:
+    remit.sdk.DpopKey.generate()
+except ImportError as missing:
+    assert "remit[dpop]" in str(missing), missing
+else:
+    raise AssertionError("DPoP worked without cryptography")
 print('ok')
 """
 
 
 def test_sdk_imports_without_server_dependencies() -> None:
-    """Every module of remit.sdk and remit.wire imports while server-only libraries are unimportable."""
+    """Every module of remit.sdk and remit.wire imports while server-only libraries are unimportable.
+
+    DPoP then says which extra to install (`remit[dpop]`, the cryptography package).
+    """
     result = subprocess.run([sys.executable, "-c", BLOCKER], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"

@@ -31,7 +31,7 @@ from remit.bootstrap import Remit, build, upgrade_database
 from remit.http.server import uvicorn_config
 from remit.settings import Settings, StoreSettings
 
-__all__ = ["POSTGRES_ADMIN_URL", "LiveServer", "running", "serve_in_thread", "sqlite_settings"]
+__all__ = ["POSTGRES_ADMIN_URL", "LiveServer", "loopback_socket", "running", "serve_in_thread", "sqlite_settings"]
 
 STARTUP_TIMEOUT_SECONDS = 15.0
 SHUTDOWN_TIMEOUT_SECONDS = 15.0
@@ -55,16 +55,22 @@ class LiveServer:
         return httpx.Client(base_url=self.url, headers=self.auth if authenticated else {}, timeout=30.0)
 
 
-@contextlib.contextmanager
-def serve_in_thread(remit: Remit, token: str) -> Iterator[LiveServer]:
-    """Run uvicorn for `remit` on a free 127.0.0.1 port until the block ends."""
-    config = uvicorn_config(remit, host="127.0.0.1", port=0, configure_logging=False)
-    server = uvicorn.Server(config)
+def loopback_socket() -> socket.socket:
+    """A TCP socket bound to a free 127.0.0.1 port, so a server's settings can name its URL before it starts."""
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and
     # without it every small response waits ~40 ms for a delayed ACK (Nagle).
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@contextlib.contextmanager
+def serve_in_thread(remit: Remit, token: str, *, sock: socket.socket | None = None) -> Iterator[LiveServer]:
+    """Run uvicorn for `remit` on `sock` (default: a free 127.0.0.1 port) until the block ends; closes the socket."""
+    config = uvicorn_config(remit, host="127.0.0.1", port=0, configure_logging=False)
+    server = uvicorn.Server(config)
+    sock = sock or loopback_socket()
     try:
-        sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"remit-http-{port}")
         thread.start()
@@ -93,10 +99,10 @@ def sqlite_settings(home: Path, token: str) -> Settings:
 
 
 @contextlib.contextmanager
-def running(settings: Settings, token: str) -> Iterator[LiveServer]:
+def running(settings: Settings, token: str, *, sock: socket.socket | None = None) -> Iterator[LiveServer]:
     remit = build(settings)
     try:
-        with serve_in_thread(remit, token) as live:
+        with serve_in_thread(remit, token, sock=sock) as live:
             yield live
     finally:
         remit.close()

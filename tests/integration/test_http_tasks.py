@@ -8,11 +8,13 @@ Authlib's OAuth client: two independent libraries agreeing with ours.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import secrets
 import shutil
+import socket
 import uuid
 
 from collections.abc import Iterator
@@ -82,6 +84,20 @@ def workloads() -> Workloads:
 @pytest.fixture
 def agent_server(tmp_path: Path, sqlite_template: Path, workloads: Workloads) -> Iterator[LiveServer]:
     """A live server that trusts the test trust domain, with an organisation registered."""
+    with organisation_server(tmp_path, sqlite_template, workloads) as live:
+        yield live
+
+
+@contextlib.contextmanager
+def organisation_server(
+    tmp_path: Path,
+    sqlite_template: Path,
+    workloads: Workloads,
+    *,
+    public_url: str = ISSUER,
+    sock: socket.socket | None = None,
+) -> Iterator[LiveServer]:
+    """A live server (issuer ISSUER) trusting the test trust domain, with an owner, a workflow and two agents."""
     bundle = write_json(tmp_path / "bundle.json", {"keys": [public_jwk(workloads.key, use="jwt-svid", kid="td-1")]})
     token = "remit_op_test_" + secrets.token_urlsafe(24)
     settings = Settings(
@@ -89,14 +105,14 @@ def agent_server(tmp_path: Path, sqlite_template: Path, workloads: Workloads) ->
         store=StoreSettings(url=f"sqlite:///{tmp_path / 'remit.db'}"),
         operator_token=SecretStr(token),
         issuer=ISSUER,
-        server=ServerSettings(public_url=ISSUER),
+        server=ServerSettings(public_url=public_url),
         attestation=AttestationSettings(
             spiffe_bundles=[SpiffeBundleSettings(trust_domain=TRUST_DOMAIN, bundle=str(bundle))]
         ),
     )
     shutil.copyfile(sqlite_template, tmp_path / "remit.db")
     upgrade_database(settings)
-    with running(settings, token) as live:
+    with running(settings, token, sock=sock) as live:
         registry = live.remit.registry
         owner = registry.register_owner(name="Ada", email="ada@acme.example", actor="test")
         function = registry.register_function(name="docs", description="Publish docs", owner=owner.id, actor="test")

@@ -28,8 +28,9 @@ from remit.errors import (
     Unauthenticated,
     Unavailable,
 )
+from remit.sdk.dpop import DpopKey
 from remit.sdk.evidence import EvidenceSource
-from remit.sdk.task import TaskSession
+from remit.sdk.task import TaskSession, authorization_details, dpop_key_for
 from remit.wire.approvals import (
     ApprovalAnswer,
     ApprovalOut,
@@ -41,7 +42,7 @@ from remit.wire.approvals import (
     OperatorOut,
 )
 from remit.wire.audit import AuditEventsOut, OcsfEventsOut, TraceOut, VerificationOut
-from remit.wire.decisions import DecisionIn, DecisionOut
+from remit.wire.decisions import DecisionIn, DecisionOut, DpopIn
 from remit.wire.policies import (
     ActivateIn,
     ActivationOut,
@@ -145,11 +146,14 @@ class RemitClient:
         token: str | None = None,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         transport: httpx.BaseTransport | None = None,
+        issuer: str | None = None,
     ) -> None:
+        """`issuer` is the server's `iss` (the audience of delegation credentials); by default it is discovered."""
         headers = {"Accept": "application/json, application/problem+json", "User-Agent": "remit-sdk"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self.base_url = base_url.rstrip("/")
+        self._issuer = issuer
         self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout, transport=transport)
 
     def __enter__(self) -> Self:
@@ -164,6 +168,17 @@ class RemitClient:
         self._http.close()
 
     # ------------------------------------------------------------ transport
+
+    def url(self, path: str) -> str:
+        """The absolute URL a request for `path` goes to: what a DPoP proof names as `htu`."""
+        return self.base_url + path
+
+    def _credential_headers(self, credential: str, dpop: DpopKey | None, method: str, path: str) -> dict[str, str]:
+        """`Authorization` for the task's own credential; a DPoP-bound one also needs a fresh proof for this request."""
+        if dpop is None:
+            return {"Authorization": f"Bearer {credential}"}
+        proof = dpop.proof(method, self.url(path), access_token=credential)
+        return {"Authorization": f"DPoP {credential}", "DPoP": proof}
 
     def _request(
         self,
@@ -397,38 +412,66 @@ class RemitClient:
 
     # ------------------------------------------------------------ tasks (the agent side)
 
-    def start_task(self, declaration: TaskIn, *, dpop_proof: str | None = None) -> TaskStarted:
-        """POST /v1/tasks: attest with the declaration's evidence; returns the task and its first credential."""
-        headers = {"DPoP": dpop_proof} if dpop_proof else None
-        response = self._request("POST", "/v1/tasks", json=_body(declaration), headers=headers)
+    def start_task(
+        self, declaration: TaskIn, *, dpop_proof: str | None = None, dpop: DpopKey | None = None
+    ) -> TaskStarted:
+        """POST /v1/tasks: attest with the declaration's evidence; returns the task and its first credential.
+
+        With `dpop` (or a ready `dpop_proof`) the credential is bound to that key (RFC 9449 §5).
+        """
+        path = "/v1/tasks"
+        proof = dpop_proof or (dpop.proof("POST", self.url(path)) if dpop else None)
+        headers = {"DPoP": proof} if proof else None
+        response = self._request("POST", path, json=_body(declaration), headers=headers)
         return _parse(TaskStarted, response)
 
     def reissue_credential(
-        self, task_id: str, evidence: EvidenceIn, *, audience: str | None = None, dpop_proof: str | None = None
+        self,
+        task_id: str,
+        evidence: EvidenceIn,
+        *,
+        audience: str | None = None,
+        dpop_proof: str | None = None,
+        dpop: DpopKey | None = None,
     ) -> CredentialOut:
-        """POST /v1/tasks/{id}/credentials: a new credential for a running task, with fresh evidence."""
+        """POST /v1/tasks/{id}/credentials: a new credential for a running task, with fresh evidence.
+
+        With `dpop` (or a ready `dpop_proof`) the new credential is bound to that key; without, it is a Bearer one.
+        """
         body = ReissueIn(evidence=evidence, audience=audience)
-        headers = {"DPoP": dpop_proof} if dpop_proof else None
-        response = self._request("POST", f"/v1/tasks/{_ref(task_id)}/credentials", json=_body(body), headers=headers)
+        path = f"/v1/tasks/{_ref(task_id)}/credentials"
+        proof = dpop_proof or (dpop.proof("POST", self.url(path)) if dpop else None)
+        headers = {"DPoP": proof} if proof else None
+        response = self._request("POST", path, json=_body(body), headers=headers)
         return _parse(CredentialOut, response)
 
-    def end_task(self, task_id: str, outcome: str, *, reason: str = "", credential: str) -> TaskOut:
+    def end_task(
+        self, task_id: str, outcome: str, *, reason: str = "", credential: str, dpop: DpopKey | None = None
+    ) -> TaskOut:
         """POST /v1/tasks/{id}/end with the task's own credential: every credential of the task dies."""
         body = TaskEnd.model_validate({"outcome": outcome, "reason": reason})
-        response = self._request(
-            "POST", f"/v1/tasks/{_ref(task_id)}/end", json=_body(body), headers=_credential_header(credential)
-        )
-        return _parse(TaskOut, response)
+        path = f"/v1/tasks/{_ref(task_id)}/end"
+        headers = self._credential_headers(credential, dpop, "POST", path)
+        return _parse(TaskOut, self._request("POST", path, json=_body(body), headers=headers))
 
-    def change_objective(self, task_id: str, objective: str, *, credential: str) -> TaskOut:
+    def change_objective(
+        self, task_id: str, objective: str, *, credential: str, dpop: DpopKey | None = None
+    ) -> TaskOut:
         """POST /v1/tasks/{id}/objective: a context change that revokes every credential issued so far."""
-        response = self._request(
-            "POST",
-            f"/v1/tasks/{_ref(task_id)}/objective",
-            json={"objective": objective},
-            headers=_credential_header(credential),
-        )
-        return _parse(TaskOut, response)
+        path = f"/v1/tasks/{_ref(task_id)}/objective"
+        headers = self._credential_headers(credential, dpop, "POST", path)
+        return _parse(TaskOut, self._request("POST", path, json={"objective": objective}, headers=headers))
+
+    def issuer(self) -> str:
+        """The server's `iss`, the audience of delegation credentials: configured, or from RFC 8414 metadata."""
+        if self._issuer is None:
+            metadata = self._request("GET", "/.well-known/oauth-authorization-server").json()
+            issuer = metadata.get("issuer") if isinstance(metadata, dict) else None
+            if not isinstance(issuer, str) or not issuer:
+                msg = "the server's authorization server metadata names no issuer"
+                raise InternalError(msg)
+            self._issuer = issuer
+        return self._issuer
 
     def revoke_credential(self, token: str) -> None:
         """POST /oauth2/revoke (RFC 7009): give a credential up before it expires."""
@@ -482,14 +525,20 @@ class RemitClient:
 
     # ------------------------------------------------------------ decisions (enforcement points)
 
-    def decide(self, request: DecisionIn, *, explain: bool = False) -> DecisionOut:
+    def decide(self, request: DecisionIn, *, explain: bool = False, dpop: DpopKey | None = None) -> DecisionOut:
         """POST /v1/decisions: the decision for one tool call (a deny is a value, not an exception).
 
         Raises only when no decision was made (bad request, `audit_unavailable`, server unreachable):
-        an enforcement point must then not make the call.
+        an enforcement point must then not make the call. An agent asking for itself with a DPoP-bound
+        credential passes its `dpop` key: the body then carries a fresh proof for this very request.
         """
+        path = "/v1/decisions"
+        if dpop is not None and request.dpop is None:
+            url = self.url(path)
+            proof = dpop.proof("POST", url, access_token=request.credential)
+            request = request.model_copy(update={"dpop": DpopIn(proof=proof, method="POST", url=url)})
         params = {"explain": "true"} if explain else None
-        return self._call(DecisionOut, "POST", "/v1/decisions", body=request, params=params)
+        return self._call(DecisionOut, "POST", path, body=request, params=params)
 
     # ------------------------------------------------------------ approvals and break-glass
 
@@ -506,14 +555,18 @@ class RemitClient:
         return _parse(Page[ApprovalOut], self._request("GET", "/v1/approvals", params=params))
 
     def get_approval(
-        self, approval_id: str, *, wait: float | None = None, credential: str | None = None
+        self,
+        approval_id: str,
+        *,
+        wait: float | None = None,
+        credential: str | None = None,
+        dpop: DpopKey | None = None,
     ) -> ApprovalOut:
         """GET /v1/approvals/{id}: `wait` long-polls while pending; `credential` is the agent's own task credential."""
-        headers = _credential_header(credential) if credential else None
+        path = f"/v1/approvals/{_ref(approval_id)}"
+        headers = self._credential_headers(credential, dpop, "GET", path) if credential else None
         timeout = None if not wait else wait + DEFAULT_TIMEOUT_SECONDS
-        response = self._request(
-            "GET", f"/v1/approvals/{_ref(approval_id)}", params={"wait": wait}, headers=headers, timeout=timeout
-        )
+        response = self._request("GET", path, params={"wait": wait}, headers=headers, timeout=timeout)
         return _parse(ApprovalOut, response)
 
     def approve(self, approval_id: str, *, reason: str = "") -> ApprovalOut:
@@ -636,18 +689,16 @@ class RemitClient:
         environment: str,
         audience: str,
         principal: str | None = None,
+        dpop: bool | DpopKey = False,
     ) -> TaskSession:
         """`with client.task(...) as task:` — declare, hold the credential, complete on exit or fail on an exception.
 
         `tools` is either {tool: [actions]} applied to `resources`, or explicit RFC 9396 details.
+        `dpop=True` binds the credential to a fresh P-256 key (RFC 9449; needs `remit[dpop]`), or pass
+        a `DpopKey` to use one you keep; every use of the credential then carries a fresh proof.
         """
-        if isinstance(tools, Mapping):
-            details = [
-                AuthorizationDetailIn(tool=tool, actions=list(actions), resources=list(resources))
-                for tool, actions in tools.items()
-            ]
-        else:
-            details = list(tools)
+        key = dpop_key_for(dpop)
+        details = authorization_details(tools, resources)
         declaration = TaskIn(
             evidence=evidence.evidence(),
             workflow=workflow,
@@ -658,11 +709,7 @@ class RemitClient:
             audience=audience,
             principal=principal,
         )
-        return TaskSession(self, declaration, evidence)
-
-
-def _credential_header(credential: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {credential}"}
+        return TaskSession(self, declaration, evidence, dpop=key)
 
 
 def _parse(model: type[M], response: httpx.Response) -> M:
