@@ -8,7 +8,6 @@ body, the query string or the `Authorization` header: those can carry secrets.
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 
 from typing import Any, Final, cast
@@ -16,6 +15,7 @@ from typing import Any, Final, cast
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from remit.core.ids import random_hex
 from remit.http.metrics import UNMATCHED, HttpMetrics
 from remit.http.problems import CORRELATION_STATE_KEY, ERROR_CODE_STATE_KEY
 
@@ -48,7 +48,7 @@ class Boundary:
         # Read as a plain mapping: the router adds keys (`path_template`) the typed scope does not declare.
         raw = cast("dict[str, Any]", scope)
         method = str(raw["method"])
-        correlation_id = secrets.token_hex(8)
+        correlation_id = random_hex(8)
         state: dict[str, Any] = raw.setdefault("state", {})
         state[CORRELATION_STATE_KEY] = correlation_id
         cacheable = str(raw["path"]).startswith(_SCHEMA_PREFIX)
