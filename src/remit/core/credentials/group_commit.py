@@ -92,12 +92,16 @@ class GroupCommit(Generic[TxT, UnitT]):
         apply: Callable[[TxT, Sequence[UnitT]], Sequence[Exception | None]],
         *,
         max_batch: int = 256,
+        finish: Callable[[UnitT], None] | None = None,
     ) -> None:
         if max_batch < 1:
             msg = "max_batch must be positive"
             raise ValueError(msg)
         self._uow = uow
         self._apply = apply
+        # Run after the commit for each unit written, in the thread that led the batch (issuance signs
+        # its token here, off the event loop); its exception becomes that unit's own error.
+        self._finish = finish
         self._max_batch = max_batch
         self._lock = threading.Lock()
         self._queue: list[_Slot[UnitT]] = []
@@ -213,4 +217,15 @@ class GroupCommit(Generic[TxT, UnitT]):
         self.batches += 1
         self.largest_batch = max(self.largest_batch, len(batch))
         for slot, outcome in zip(batch, outcomes, strict=True):
-            slot.finish(outcome)
+            slot.finish(outcome if outcome is not None or self._finish is None else self._finished(slot.unit))
+
+    def _finished(self, unit: UnitT) -> Exception | None:
+        assert self._finish is not None  # noqa: S101 - checked by the caller
+        try:
+            self._finish(unit)
+        except RemitError as error:
+            return error
+        except Exception:  # noqa: BLE001 - the unit is written; its caller must still hear it failed
+            _log.exception("finishing a written unit failed")
+            return Unavailable("the credential was recorded but could not be completed")
+        return None

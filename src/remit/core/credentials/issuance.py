@@ -89,6 +89,13 @@ class _Admitted:
     function_id: str
 
 
+@dataclass(slots=True)
+class SignedToken:
+    """The token of a unit, signed once its batch has committed (by the thread that led the batch)."""
+
+    value: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class IssuanceUnit:
     """What one issuance writes, every check already passed: the batch only re-validates and inserts."""
@@ -99,6 +106,8 @@ class IssuanceUnit:
     records: tuple[PreparedRecord, ...]
     evidence: EvidenceUse | None
     depends_on: Mapping[tuple[str, str], int]  # (kind, id) → the revision the checks read
+    claims: Mapping[str, Any] = field(default_factory=dict)  # what is signed after the commit
+    signed: SignedToken = field(default_factory=SignedToken)
 
 
 class _Stale(Exception):  # internal signal, never leaves the service
@@ -137,8 +146,10 @@ class IssuanceService:
         # Reads on a cache miss: a read-only transaction where the store has one (no writer lock).
         self._reads = reads or uow
         self.cache = cache or RegistryCache()
+        # Tokens are signed after their batch commits, by the thread that led it: on the event-loop
+        # path that is the writer thread, so the signature's release of the GIL never stalls the loop.
         self.commits: GroupCommit[CredentialsTransaction, IssuanceUnit] = GroupCommit(
-            uow, self._write, max_batch=max_batch
+            uow, self._write, max_batch=max_batch, finish=self._sign_unit
         )
         self._clock = clock
         self._ids = ids
@@ -198,7 +209,7 @@ class IssuanceService:
         except RemitError as error:
             self._record_refusal(workload, declaration.workflow, error, channel)
             raise
-        return prepared.task, self._sign(prepared.issued, prepared.claims)
+        return prepared.task, self._signed(prepared)
 
     async def start_task_async(
         self,
@@ -220,7 +231,7 @@ class IssuanceService:
         except RemitError as error:
             await asyncio.to_thread(self._record_refusal, workload, declaration.workflow, error, channel)
             raise
-        return prepared.task, self._sign(prepared.issued, prepared.claims)
+        return prepared.task, self._signed(prepared)
 
     def _starting(
         self, workload: AttestedWorkload, declaration: TaskDeclaration, dpop_jkt: str | None, channel: str
@@ -286,7 +297,7 @@ class IssuanceService:
         except RemitError as error:
             self._record_refusal(workload, task_id, error, "reissue")
             raise
-        return self._sign(prepared.issued, prepared.claims)
+        return self._signed(prepared)
 
     def _issue(self, prepare: Callable[[IssuanceReads], _Prepared]) -> _Prepared:
         """Decide on kept rows and write with the batch; if they refuse or changed, decide and write again at once."""
@@ -539,6 +550,7 @@ class IssuanceService:
             records=tuple(prepare(e) for e in ((new_task, issued_event) if new_task is not None else (issued_event,))),
             evidence=workload.single_use,
             depends_on=dict(reads.depends_on),
+            claims=claims,
         )
         return _Prepared(unit=unit, task=task, issued=issued, claims=claims)
 
@@ -577,9 +589,14 @@ class IssuanceService:
             store.append_prepared([record for unit in written for record in unit.records])
         return outcomes
 
-    def _sign(self, issued: IssuedCredential, claims: Mapping[str, Any]) -> IssuedCredential:
+    def _sign_unit(self, unit: IssuanceUnit) -> None:
         # After commit: a record exists for every token that can exist, never the other way round.
-        token = self._signer.sign(claims)
+        unit.signed.value = self._signer.sign(unit.claims)
+
+    def _signed(self, prepared: _Prepared) -> IssuedCredential:
+        """The credential with its token: signed after the batch, or now (the one-transaction path)."""
+        token = prepared.unit.signed.value or self._signer.sign(prepared.claims)
+        issued = prepared.issued
         return IssuedCredential(
             token=token,
             jti=issued.jti,

@@ -11,7 +11,7 @@ import contextlib
 import threading
 import time
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -308,3 +308,66 @@ def test_the_writer_thread_ends_when_idle_and_starts_again_on_demand(
     assert not issuance.commits.writer_running
     asyncio.run(one("second"))
     assert count(database, tasks) == 2
+
+
+# ---------------------------------------------------------------- after the commit
+
+
+def test_finish_runs_after_the_commit_and_its_failure_is_that_units_alone() -> None:
+    """`finish` sees only committed units, in the leading thread; one that fails fails only its own caller."""
+    committed: list[str] = []
+    finished: list[tuple[str, bool]] = []
+
+    @contextlib.contextmanager
+    def uow() -> Iterator[list[str]]:
+        pending: list[str] = []
+        yield pending
+        committed.extend(pending)  # "commit"
+
+    def apply(tx: list[str], units: Sequence[str]) -> list[Exception | None]:
+        tx.extend(units)
+        return [None] * len(units)
+
+    def finish(unit: str) -> None:
+        finished.append((unit, unit in committed))
+        if unit == "bad":
+            raise Conflict("could not finish")
+
+    commits: group_commit.GroupCommit[list[str], str] = group_commit.GroupCommit(uow, apply, finish=finish)
+
+    async def run() -> list[object]:
+        return await asyncio.gather(*(commits.submit_async(u) for u in ("a", "bad", "c")), return_exceptions=True)
+
+    results = asyncio.run(run())
+    assert results[0] is None
+    assert isinstance(results[1], Conflict)
+    assert results[2] is None
+    commits.submit("d")
+    assert sorted(committed) == ["a", "bad", "c", "d"]
+    assert all(was_committed for _, was_committed in finished)
+    assert sorted(u for u, _ in finished) == ["a", "bad", "c", "d"]
+
+
+def test_tokens_are_signed_off_the_event_loop_after_their_batch(
+    stack: Stack, database: SqlDatabase, ids: SequentialIdFactory
+) -> None:
+    """On the event-loop path the writer thread signs; the token verifies and names the recorded task."""
+    issuance, _ = gated(stack, database, ids)
+    loop_thread = threading.get_ident()
+    signers: list[int] = []
+    sign = stack.signer.sign
+
+    def recording_sign(claims: Mapping[str, object], **kwargs: str) -> str:
+        signers.append(threading.get_ident())
+        return sign(claims, **kwargs)
+
+    issuance._signer.sign = recording_sign  # type: ignore[method-assign]
+
+    async def one() -> tuple[Task, IssuedCredential]:
+        return await issuance.start_task_async(workload(jti="loop"), declaration())
+
+    task, credential = asyncio.run(one())
+    assert stack.verifier.verify(credential.token, audience="tool:github").task_id == task.id
+    assert signers
+    assert loop_thread not in signers
+    assert count(database, tasks, tasks.c.id == task.id) == 1
