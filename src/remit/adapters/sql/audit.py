@@ -66,7 +66,12 @@ _SELECT_STORED = select(_raw_events)
 
 
 @contextlib.contextmanager
-def driver_errors(*, postgres: bool) -> Iterator[None]:
+def driver_errors(
+    *,
+    postgres: bool,
+    conflict: str = "the audit record conflicts with an existing one",
+    unavailable: str = "the audit store is unavailable",
+) -> Iterator[None]:
     """Translate the driver's own exceptions, as `SqlDatabase.transaction` does SQLAlchemy's."""
     if postgres:
         import psycopg  # noqa: PLC0415 - only PostgreSQL deployments need the driver
@@ -78,11 +83,9 @@ def driver_errors(*, postgres: bool) -> Iterator[None]:
     try:
         yield
     except integrity as exc:
-        msg = "the audit record conflicts with an existing one"
-        raise Conflict(msg) from exc
+        raise Conflict(conflict) from exc
     except failure as exc:
-        msg = "the audit store is unavailable"
-        raise Unavailable(msg) from exc
+        raise Unavailable(unavailable) from exc
 
 
 class DriverChain:

@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
-from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from functools import cache
 from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import Connection, Row, Table, bindparam, delete, func, insert, literal, select, union_all, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Row, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.sql.expression import Executable
 
+from remit.adapters.sql.driver import Driver, insert_statements
 from remit.adapters.sql.registry import REGISTRY_LOCK_KEY
-from remit.adapters.sql.tables import (
-    agents,
-    business_functions,
-    credentials,
-    evidence_uses,
-    owners,
-    tasks,
-    tools,
-    workflows,
-)
-from remit.adapters.sql.tasks import SqlRevocationLog, task_row
+from remit.adapters.sql.tables import credentials, evidence_uses, tasks
+from remit.adapters.sql.tasks import SqlRevocationLog, insert_tasks
 from remit.core.attestation.models import EvidenceUse
 from remit.core.audit.chain import PreparedRecord
 from remit.core.audit.models import AuditEvent
@@ -55,7 +44,40 @@ def _record(row: Row[Any]) -> CredentialRecord:
     )
 
 
-_INSERT_CREDENTIAL = insert(credentials)
+_CREDENTIAL_COLUMNS: Final = (
+    "jti",
+    "task_id",
+    "agent_id",
+    "audience",
+    "kid",
+    "epoch",
+    "cnf_jkt",
+    "issued_at",
+    "expires_at",
+)
+_INSERT_CREDENTIALS: Final = insert_statements("credentials", _CREDENTIAL_COLUMNS)
+
+
+def _insert_credentials(db: Driver, records: Sequence[CredentialRecord]) -> None:
+    """Insert credential records in one statement (not yet revoked), in the transaction open on `db`."""
+    if records:
+        rows = [
+            (
+                r.jti,
+                r.task_id,
+                r.agent_id,
+                r.audience,
+                "",
+                r.epoch,
+                r.cnf_jkt,
+                db.time(r.issued_at),
+                db.time(r.expires_at),
+            )
+            for r in records
+        ]
+        db.insert(_INSERT_CREDENTIALS, rows)
+
+
 _INSERT_USE = insert(evidence_uses)
 _GET_CREDENTIAL = select(credentials).where(credentials.c.jti == bindparam("jti"))
 _MARK_REVOKED = (
@@ -78,54 +100,39 @@ _TO_REVOKE_ONE = _REVOCABLE.where(credentials.c.jti == bindparam("jti"))
 _TO_REVOKE = _REVOCABLE.where(credentials.c.jti.in_(bindparam("jtis", expanding=True)))
 
 
-def _credential_row(record: CredentialRecord) -> dict[str, Any]:
-    return {
-        "jti": record.jti,
-        "task_id": record.task_id,
-        "agent_id": record.agent_id,
-        "audience": record.audience,
-        "kid": "",
-        "epoch": record.epoch,
-        "cnf_jkt": record.cnf_jkt,
-        "issued_at": record.issued_at,
-        "expires_at": record.expires_at,
-    }
-
-
-_REVISIONED: Final[Mapping[str, Table]] = {
-    "agent": agents,
-    "owner": owners,
-    "function": business_functions,
-    "workflow": workflows,
-    "tool": tools,
-    "task": tasks,
+# The batch's statements (see driver.py): each is one fixed text, so the driver's statement cache
+# (SQLite) and prepared statements (PostgreSQL) serve it whatever the batch holds.
+_REVISIONED: Final = {
+    "agent": "agents",
+    "owner": "owners",
+    "function": "business_functions",
+    "workflow": "workflows",
+    "tool": "tools",
+    "task": "tasks",
 }
-# Built once per kind: `id IN (...)` with an expanding parameter compiles once and is reused.
-_REVISIONS: Final = {
-    kind: select(literal(kind).label("kind"), table.c.id, table.c.revision).where(
-        table.c.id.in_(bindparam(f"{kind}_ids", expanding=True))
-    )
+# The revision of every row a batch depends on, all kinds in one round trip. SQLite: one parameter,
+# a JSON object of id lists by kind; PostgreSQL: one text array per kind.
+_SQLITE_REVISIONS: Final = " UNION ALL ".join(
+    f"SELECT '{kind}', id, revision FROM {table} WHERE id IN (SELECT value FROM json_each(?1, '$.{kind}'))"  # noqa: S608 - fixed names
     for kind, table in _REVISIONED.items()
-}
+)
+_POSTGRES_REVISIONS: Final = " UNION ALL ".join(
+    f"SELECT '{kind}'::text, id, revision FROM {table} WHERE id = ANY(%({kind})s::text[])"  # noqa: S608 - fixed names
+    for kind, table in _REVISIONED.items()
+)
 # A use already recorded is skipped, not an error: RETURNING then names only the uses recorded now.
-_CLAIM: Final = {
-    "sqlite": sqlite.insert(evidence_uses)
-    .on_conflict_do_nothing()
-    .returning(evidence_uses.c.namespace, evidence_uses.c.jti),
-    "postgresql": postgresql.insert(evidence_uses)
-    .on_conflict_do_nothing()
-    .returning(evidence_uses.c.namespace, evidence_uses.c.jti),
-}
-
-
-@cache
-def _revisions_of(kinds: tuple[str, ...]) -> Executable:
-    """One statement for the kinds a batch depends on, built once per combination."""
-    return union_all(*(_REVISIONS[kind] for kind in kinds)) if len(kinds) > 1 else _REVISIONS[kinds[0]]
-
-
-_INSERT_TASK: Final = insert(tasks)
-_HOLD_REGISTRY: Final = select(func.pg_advisory_xact_lock_shared(REGISTRY_LOCK_KEY))
+# (`WHERE true` tells SQLite's parser the ON CONFLICT belongs to the INSERT, not to a join.)
+_SQLITE_CLAIM: Final = (
+    "INSERT INTO evidence_uses (namespace, jti, expires_at)"
+    " SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]')"
+    " FROM json_each(?) WHERE true ON CONFLICT DO NOTHING RETURNING namespace, jti"
+)
+_POSTGRES_CLAIM: Final = (
+    "INSERT INTO evidence_uses (namespace, jti, expires_at)"
+    " SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamp[])"
+    " ON CONFLICT DO NOTHING RETURNING namespace, jti"
+)
+_HOLD_REGISTRY: Final = "SELECT pg_advisory_xact_lock_shared(%s)"
 
 
 class SqlIssuanceStore:
@@ -134,38 +141,60 @@ class SqlIssuanceStore:
     def __init__(self, connection: Connection, audit: SqlAuditStore) -> None:
         self._c = connection
         self._audit = audit
+        self._driver: Driver | None = None
+
+    @property
+    def _db(self) -> Driver:
+        if self._driver is None:
+            self._driver = Driver(self._c)
+        return self._driver
 
     def hold_registry(self) -> None:
         # SQLite: every write transaction already holds the one database write lock.
-        if self._c.dialect.name == "postgresql":
-            self._c.execute(_HOLD_REGISTRY)
+        db = self._db
+        if db.postgres:
+            with db.errors():
+                db.raw.execute(_HOLD_REGISTRY, (REGISTRY_LOCK_KEY,))
 
     def revisions(self, keys: Iterable[tuple[str, str]]) -> Mapping[tuple[str, str], int]:
-        wanted: dict[str, list[str]] = defaultdict(list)
+        wanted: dict[str, list[str]] = {}
         for kind, entity_id in keys:
-            wanted[kind].append(entity_id)
+            if kind not in _REVISIONED:
+                msg = f"no revisions are kept for {kind!r}"
+                raise ValueError(msg)
+            wanted.setdefault(kind, []).append(entity_id)
         if not wanted:
             return {}
-        kinds = tuple(sorted(wanted))
-        rows = self._c.execute(_revisions_of(kinds), {f"{kind}_ids": wanted[kind] for kind in kinds})
-        return {(row.kind, row.id): row.revision for row in rows}
+        db = self._db
+        with db.errors():
+            if db.postgres:
+                rows = db.raw.execute(_POSTGRES_REVISIONS, {kind: wanted.get(kind, []) for kind in _REVISIONED})
+            else:
+                rows = db.raw.execute(_SQLITE_REVISIONS, (json.dumps(wanted),))
+            return {(kind, entity_id): revision for kind, entity_id, revision in rows.fetchall()}
 
     def claim_evidence(self, uses: Sequence[EvidenceUse]) -> set[tuple[str, str]]:
         if not uses:
             return set()
-        rows = self._c.execute(
-            _CLAIM[self._c.dialect.name],
-            [{"namespace": use.namespace, "jti": use.jti, "expires_at": use.expires_at} for use in uses],
-        )
-        return {(row.namespace, row.jti) for row in rows}
+        db = self._db
+        with db.errors():
+            if db.postgres:
+                columns = (
+                    [use.namespace for use in uses],
+                    [use.jti for use in uses],
+                    [db.time(use.expires_at) for use in uses],
+                )
+                rows = db.raw.execute(_POSTGRES_CLAIM, columns)
+            else:
+                triples = [(use.namespace, use.jti, db.time(use.expires_at)) for use in uses]
+                rows = db.raw.execute(_SQLITE_CLAIM, (json.dumps(triples),))
+            return {(namespace, jti) for namespace, jti in rows.fetchall()}
 
     def add_tasks(self, new: Sequence[Task]) -> None:
-        if new:
-            self._c.execute(_INSERT_TASK, [task_row(task) for task in new])
+        insert_tasks(self._db, new)
 
     def add_credentials(self, records: Sequence[CredentialRecord]) -> None:
-        if records:
-            self._c.execute(_INSERT_CREDENTIAL, [_credential_row(record) for record in records])
+        _insert_credentials(self._db, records)
 
     def append_prepared(self, records: Sequence[PreparedRecord]) -> None:
         self._audit.append_prepared(records)
@@ -211,7 +240,7 @@ class SqlCredentialStore:
         self._c = connection
 
     def add_credential(self, record: CredentialRecord) -> None:
-        self._c.execute(_INSERT_CREDENTIAL, _credential_row(record))
+        _insert_credentials(Driver(self._c), [record])
 
     def get_credential(self, jti: str) -> CredentialRecord | None:
         row = self._c.execute(_GET_CREDENTIAL, {"jti": jti}).first()

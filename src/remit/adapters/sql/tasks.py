@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import ColumnElement, Connection, Integer, Row, bindparam, insert, select, update
 
+from remit.adapters.sql.driver import Driver, insert_statements
 from remit.adapters.sql.notify import REVOCATIONS, notify
 from remit.adapters.sql.tables import revocations, tasks
 from remit.core.registry.models import Page
@@ -16,7 +18,7 @@ from remit.core.tasks.models import AuthorizationDetail, Task, TaskState
 from remit.core.tasks.revocations import RevocationEntry, RevocationKind
 from remit.errors import Conflict
 
-__all__ = ["SqlRevocationLog", "SqlTaskStore", "task_row"]
+__all__ = ["SqlRevocationLog", "SqlTaskStore", "insert_tasks"]
 
 
 def _task(row: Row[Any]) -> Task:
@@ -45,38 +47,83 @@ def _task(row: Row[Any]) -> Task:
     )
 
 
+# Every column a task writes but `id` and `revision`, in the order `_columns` gives their values.
+_VALUE_COLUMNS: Final = (
+    "agent_id",
+    "owner_id",
+    "function_id",
+    "workflow_id",
+    "workflow_ref",
+    "objective",
+    "details",
+    "environment",
+    "audience",
+    "created_at",
+    "deadline",
+    "state",
+    "parent_id",
+    "root_id",
+    "lineage",
+    "principal",
+    "epoch",
+    "ended_at",
+    "end_reason",
+    "labels",
+)
+
+
+def _columns(task: Task) -> list[Any]:
+    """The values of `_VALUE_COLUMNS` for `task`, as SQLAlchemy binds them (the one mapping of both writes)."""
+    return [
+        task.agent_id,
+        task.owner_id,
+        task.function_id,
+        task.workflow_id,
+        task.workflow_ref,
+        task.objective,
+        [d.as_json() for d in task.details],
+        task.environment,
+        task.audience,
+        task.created_at,
+        task.deadline,
+        task.state.value,
+        task.parent_id,
+        task.lineage[-1] if task.lineage else task.id,  # root_id
+        " ".join(task.lineage),
+        task.principal,
+        task.epoch,
+        task.ended_at,
+        task.end_reason,
+        task.labels,
+    ]
+
+
 def _values(task: Task) -> dict[str, Any]:
-    return {
-        "agent_id": task.agent_id,
-        "owner_id": task.owner_id,
-        "function_id": task.function_id,
-        "workflow_id": task.workflow_id,
-        "workflow_ref": task.workflow_ref,
-        "objective": task.objective,
-        "details": [d.as_json() for d in task.details],
-        "environment": task.environment,
-        "audience": task.audience,
-        "created_at": task.created_at,
-        "deadline": task.deadline,
-        "state": task.state.value,
-        "parent_id": task.parent_id,
-        "root_id": task.lineage[-1] if task.lineage else task.id,
-        "lineage": " ".join(task.lineage),
-        "principal": task.principal,
-        "epoch": task.epoch,
-        "ended_at": task.ended_at,
-        "end_reason": task.end_reason,
-        "labels": task.labels,
-    }
+    return dict(zip(_VALUE_COLUMNS, _columns(task), strict=True))
 
 
-def task_row(task: Task) -> dict[str, Any]:
-    """The full row of a new task."""
-    return {"id": task.id, "revision": task.revision, **_values(task)}
+# A new task on the driver (see driver.py): datetimes and JSON encoded as their column types store them.
+_INSERT_TASKS: Final = insert_statements("tasks", ("id", "revision", *_VALUE_COLUMNS))
+_TIMES_AT: Final = tuple(_VALUE_COLUMNS.index(name) for name in ("created_at", "deadline", "ended_at"))
+_JSON_AT: Final = tuple(_VALUE_COLUMNS.index(name) for name in ("details", "labels"))
+
+
+def insert_tasks(db: Driver, new: Sequence[Task]) -> None:
+    """Insert new tasks in one statement, in the transaction open on `db`."""
+    if not new:
+        return
+    rows = []
+    for task in new:
+        values = _columns(task)
+        for at in _TIMES_AT:
+            values[at] = db.time(values[at])
+        for at in _JSON_AT:
+            values[at] = json.dumps(values[at])
+        rows.append((task.id, task.revision, *values))
+    db.insert(_INSERT_TASKS, rows)
 
 
 # Built once: constructing a statement per call costs more than executing it.
-_INSERT_TASK = insert(tasks)
 _GET_TASK = select(tasks).where(tasks.c.id == bindparam("id"))
 _APPEND_REVOCATION = insert(revocations).returning(revocations.c.seq)
 # Several entries in one statement. PostgreSQL: seqs returned in the order given. SQLite (where
@@ -102,7 +149,7 @@ class SqlTaskStore:
         self._c = connection
 
     def add_task(self, task: Task) -> None:
-        self._c.execute(_INSERT_TASK, task_row(task))
+        insert_tasks(Driver(self._c), [task])
 
     def update_task(self, task: Task, *, expected_revision: int) -> None:
         result = self._c.execute(

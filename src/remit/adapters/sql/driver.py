@@ -1,0 +1,76 @@
+"""Hot statements on the DB-API driver, inside the transaction SQLAlchemy opened, for both backends.
+
+Through SQLAlchemy, a statement of a few rows costs more in its execution machinery (cache lookups,
+parameter and result processing, postcompile) than in the database; the issuance batch runs several
+per commit. So its statements, like the audit chain's (`DriverChain`), go to the driver. Values are
+stored exactly as the column types in tables.py store them, so every reader reads them back
+unchanged: `UtcDateTime` as naive UTC (on SQLite, the text SQLAlchemy's DATETIME writes,
+"YYYY-MM-DD HH:MM:SS.ffffff", whose order is time order) and `JSON` as `json.dumps` text.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection
+
+from remit.adapters.sql.audit import driver_errors
+
+__all__ = ["Driver", "insert_statements"]
+
+
+def insert_statements(table: str, columns: Sequence[str]) -> tuple[str, str]:
+    """(SQLite INSERT for executemany, PostgreSQL COPY) of `columns` into `table`: fixed names only."""
+    names = ", ".join(columns)
+    marks = ", ".join("?" * len(columns))
+    return f"INSERT INTO {table} ({names}) VALUES ({marks})", f"COPY {table} ({names}) FROM STDIN"  # noqa: S608
+
+
+def _naive_utc(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is not dt.UTC:  # the clock's own zone needs no conversion
+        if value.tzinfo is None:
+            msg = "naive datetime reached the store"
+            raise ValueError(msg)
+        value = value.astimezone(dt.UTC)
+    return value.replace(tzinfo=None)
+
+
+class Driver:
+    """The DB-API connection under a SQLAlchemy `Connection`, used inside the transaction open on it."""
+
+    __slots__ = ("postgres", "raw")
+
+    def __init__(self, connection: Connection) -> None:
+        self.raw: Any = connection.connection.driver_connection
+        self.postgres = connection.dialect.name == "postgresql"
+
+    @contextmanager
+    def errors(self) -> Iterator[None]:
+        """The driver's exceptions as `SqlDatabase.transaction` reports SQLAlchemy's: Conflict or Unavailable."""
+        with driver_errors(
+            postgres=self.postgres,
+            conflict="the change conflicts with existing data",
+            unavailable="the store is unavailable",
+        ):
+            yield
+
+    def time(self, value: dt.datetime | None) -> dt.datetime | str | None:
+        """An aware datetime as `UtcDateTime` stores it: naive UTC; on SQLite, its DATETIME text."""
+        if value is None:
+            return None
+        naive = _naive_utc(value)
+        return naive if self.postgres else naive.isoformat(" ", "microseconds")
+
+    def insert(self, statements: tuple[str, str], rows: Iterable[Sequence[object]]) -> None:
+        """Write rows in one statement: executemany on SQLite, COPY on PostgreSQL."""
+        with self.errors():
+            if self.postgres:
+                with self.raw.cursor() as cursor, cursor.copy(statements[1]) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            else:
+                self.raw.executemany(statements[0], rows)
