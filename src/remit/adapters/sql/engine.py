@@ -128,7 +128,13 @@ class SqlDatabase:
             raise InvalidRequest(msg, field="store.url") from exc
         if parsed.get_backend_name() == "sqlite":
             engine = create_engine(
-                parsed, echo=echo, connect_args={"check_same_thread": False, "isolation_level": None}
+                parsed,
+                echo=echo,
+                connect_args={"check_same_thread": False, "isolation_level": None},
+                # The connection returned last is handed out next: a write transaction then mostly runs
+                # on the connection whose page cache holds what the previous one wrote (SQLite drops a
+                # connection's cache when another connection has written).
+                pool_use_lifo=True,
             )
             if sqlite_synchronous not in {"FULL", "NORMAL"}:
                 raise InvalidRequest("sqlite_synchronous is FULL or NORMAL", field="store.sqlite_synchronous")
