@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -24,10 +24,10 @@ __all__ = ["Driver", "insert_statements"]
 
 
 def insert_statements(table: str, columns: Sequence[str]) -> tuple[str, str]:
-    """(SQLite INSERT for executemany, PostgreSQL COPY) of `columns` into `table`: fixed names only."""
+    """The INSERT of `columns` into `table` in each driver's placeholder style: (SQLite, PostgreSQL)."""
     names = ", ".join(columns)
-    marks = ", ".join("?" * len(columns))
-    return f"INSERT INTO {table} ({names}) VALUES ({marks})", f"COPY {table} ({names}) FROM STDIN"  # noqa: S608
+    sql = f"INSERT INTO {table} ({names}) VALUES ({{}})"  # noqa: S608 - fixed names
+    return sql.format(", ".join("?" * len(columns))), sql.format(", ".join(["%s"] * len(columns)))
 
 
 def _naive_utc(value: dt.datetime) -> dt.datetime:
@@ -65,12 +65,11 @@ class Driver:
         naive = _naive_utc(value)
         return naive if self.postgres else naive.isoformat(" ", "microseconds")
 
-    def insert(self, statements: tuple[str, str], rows: Iterable[Sequence[object]]) -> None:
-        """Write rows in one statement: executemany on SQLite, COPY on PostgreSQL."""
+    def insert(self, statements: tuple[str, str], rows: Sequence[Sequence[object]]) -> None:
+        """Write rows with one executemany (on PostgreSQL, pipelined: one round trip, a prepared statement)."""
         with self.errors():
             if self.postgres:
-                with self.raw.cursor() as cursor, cursor.copy(statements[1]) as copy:
-                    for row in rows:
-                        copy.write_row(row)
+                with self.raw.cursor() as cursor:
+                    cursor.executemany(statements[1], rows)
             else:
                 self.raw.executemany(statements[0], rows)

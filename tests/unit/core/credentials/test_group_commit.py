@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -22,12 +23,15 @@ from tests.unit.core.credentials.conftest import ISSUER, Stack, declaration, fin
 
 from remit.adapters.sql.engine import SqlDatabase, SqlTransaction
 from remit.adapters.sql.tables import audit_events, credentials, evidence_uses, tasks
+from remit.core.audit.models import AuditActor
 from remit.core.credentials import group_commit
 from remit.core.credentials.issuance import IssuanceService
 from remit.core.credentials.models import IssuedCredential, Limits
 from remit.core.ids import IdFactory, SequentialIdFactory
-from remit.core.tasks.models import Task
-from remit.errors import AttestationFailed, Conflict, RemitError, Unavailable
+from remit.core.tasks.models import Task, TaskState
+from remit.errors import AttestationFailed, Conflict, RemitError, TaskNotActive, Unavailable
+
+SYSTEM = AuditActor.system()
 
 
 class Gate:
@@ -38,6 +42,7 @@ class Gate:
         self.issuance: IssuanceService | None = None
         self._expected = 0
         self.fail_in_batch: Callable[[SqlTransaction], None] | None = None
+        self.before_batch: Callable[[], object] | None = None  # once, after the units queued, before their batch
 
     def arm(self, expected: int) -> None:
         self._expected = expected
@@ -49,6 +54,9 @@ class Gate:
             deadline = time.monotonic() + 10
             while self.issuance.commits.pending < expected and time.monotonic() < deadline:
                 time.sleep(0.005)
+            before, self.before_batch = self.before_batch, None
+            if before is not None:
+                before()
         with self._database.transaction() as tx:
             yield tx
             if self.fail_in_batch is not None:
@@ -75,15 +83,15 @@ def gated(stack: Stack, database: SqlDatabase, ids: IdFactory) -> tuple[Issuance
 
 @dataclass
 class Outcome:
-    result: tuple[Task, IssuedCredential] | None
+    result: Any
     error: RemitError | None
 
 
-def together(calls: list[Callable[[], tuple[Task, IssuedCredential]]]) -> list[Outcome]:
+def together(calls: Sequence[Callable[[], object]]) -> list[Outcome]:
     """Run `calls` on threads at once; each returns its result or its RemitError."""
     start = threading.Barrier(len(calls))
 
-    def run(call: Callable[[], tuple[Task, IssuedCredential]]) -> Outcome:
+    def run(call: Callable[[], object]) -> Outcome:
         start.wait()
         try:
             return Outcome(call(), None)
@@ -155,6 +163,56 @@ def test_replay_across_two_instances_is_refused_exactly_once(
     assert sum(o.error is None for o in outcomes) == 1
     assert all(isinstance(o.error, AttestationFailed) for o in outcomes if o.error is not None)
     assert count(database, tasks) == 1
+
+
+def test_a_batch_of_new_tasks_reissues_a_stale_unit_and_a_replay_writes_each_as_decided(
+    stack: Stack, database: SqlDatabase, ids: SequentialIdFactory
+) -> None:
+    """Batched together: new tasks (one DPoP-bound), a re-issue, one for a task ended while it queued, a replay.
+
+    The stale unit is decided again (refused: its task ended), the replay is refused, the rest are written,
+    and every row reads back exactly as it was decided.
+    """
+    issuance, gate = gated(stack, database, ids)
+    running, _ = issuance.start_task(workload(jti="warm"), declaration())
+    ending, _ = issuance.start_task(workload(jti="to-end"), declaration())
+    gate.arm(5)  # the first caller writes its own unit; the five others queue and share the next batch
+    gate.before_batch = lambda: stack.tasks.finish(ending.id, TaskState.COMPLETED, reason="done", actor=SYSTEM)
+    outcomes = together(
+        [
+            start(issuance, "new-1"),
+            lambda: issuance.start_task(workload(jti="new-2"), declaration(), dpop_jkt="k" * 43),
+            start(issuance, "dup"),
+            start(issuance, "dup"),
+            lambda: issuance.reissue(workload(jti="again"), running.id),
+            lambda: issuance.reissue(workload(jti="stale"), ending.id),
+        ]
+    )
+    assert issuance.commits.largest_batch == 5
+    errors = [o.error for o in outcomes]
+    assert errors[:2] == [None, None]
+    assert sorted(type(e).__name__ for e in errors[2:4] if e is not None) == ["AttestationFailed"]
+    assert errors[4] is None
+    assert isinstance(errors[5], TaskNotActive)
+    new = [o.result for o in outcomes[:4] if o.result is not None]
+    assert len(new) == 3
+    credentials_issued = [credential for _, credential in new] + [outcomes[4].result]
+    with database.transaction() as tx:
+        for task, _ in new:
+            assert tx.tasks.get_task(task.id) == task
+        for credential in credentials_issued:
+            record = tx.credentials.get_credential(credential.jti)
+            assert record is not None
+            assert (record.task_id, record.audience, record.issued_at, record.expires_at) == (
+                credential.task_id,
+                credential.audience,
+                credential.issued_at,
+                credential.expires_at,
+            )
+            assert (record.cnf_jkt is not None) == credential.dpop_bound
+            assert record.revoked_at is None
+    assert count(database, evidence_uses) == 2 + 4  # warm, to-end; new-1, new-2, one dup, again
+    assert count(database, credentials, credentials.c.task_id == ending.id) == 1
 
 
 class CollidingIds:
