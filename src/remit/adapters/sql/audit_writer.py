@@ -35,6 +35,7 @@ from remit.core.audit.chain import PreparedRecord, make_checkpoint, prepare
 from remit.core.audit.models import SealedRecord
 from remit.core.audit.ports import CheckpointSigner
 from remit.core.clock import Clock
+from remit.core.futures import settle_from_thread
 from remit.errors import AuditUnavailable, Conflict, Unavailable
 
 if TYPE_CHECKING:  # engine.py imports this package's stores; a runtime import would be circular
@@ -56,18 +57,8 @@ _STOPPED: Final = "the audit writer stopped"
 _MAX_GATHER_SECONDS: Final = 0.002
 
 
-def _settle_futures(
-    items: Sequence[tuple[asyncio.Future[SealedRecord], int]], results: Sequence[SealedRecord | str]
-) -> None:
-    """On the event loop: settle each waiting future of a batch (one loop wake-up per batch, not per record)."""
-    for future, index in items:
-        if future.done():  # the caller gave up (timeout, disconnect); the record is durable all the same
-            continue
-        result = results[index]
-        if isinstance(result, str):
-            future.set_exception(AuditUnavailable(result))
-        else:
-            future.set_result(result)
+def _outcome(result: SealedRecord | str) -> SealedRecord | AuditUnavailable:
+    return AuditUnavailable(result) if isinstance(result, str) else result
 
 
 class _Batch:
@@ -88,13 +79,7 @@ class _Batch:
     def settle(self, results: Sequence[SealedRecord | str]) -> None:
         """Publish the results: one call into each waiting event loop, and wake the first thread (`pass_on`)."""
         self.results = list(results)
-        if self.futures:
-            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[SealedRecord], int]]] = {}
-            for future, index in self.futures:
-                by_loop.setdefault(future.get_loop(), []).append((future, index))
-            for loop, items in by_loop.items():
-                with contextlib.suppress(RuntimeError):  # a closed loop has nobody left waiting
-                    loop.call_soon_threadsafe(_settle_futures, items, self.results)
+        settle_from_thread((future, _outcome(self.results[index])) for future, index in self.futures)
         if self.threads:
             self.threads[0].release()
 

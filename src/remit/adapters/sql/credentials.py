@@ -239,18 +239,9 @@ class SqlCredentialStore:
     def __init__(self, connection: Connection) -> None:
         self._c = connection
 
-    def add_credential(self, record: CredentialRecord) -> None:
-        _insert_credentials(Driver(self._c), [record])
-
     def get_credential(self, jti: str) -> CredentialRecord | None:
         row = self._c.execute(_GET_CREDENTIAL, {"jti": jti}).first()
         return None if row is None else _record(row)
-
-    def mark_revoked(self, jti: str, *, at: dt.datetime, reason: str) -> bool:
-        result = self._c.execute(
-            _MARK_REVOKED, {"revoked_jti": jti, "revoked_at_value": at, "revoke_reason_value": reason}
-        )
-        return result.rowcount == 1
 
 
 class SqlEvidenceUses:

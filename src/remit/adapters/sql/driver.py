@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from remit.adapters.sql.audit import driver_errors
+from remit.adapters.sql.tables import naive_utc
 
 __all__ = ["Driver", "insert_statements"]
 
@@ -28,15 +29,6 @@ def insert_statements(table: str, columns: Sequence[str]) -> tuple[str, str]:
     names = ", ".join(columns)
     sql = f"INSERT INTO {table} ({names}) VALUES ({{}})"  # noqa: S608 - fixed names
     return sql.format(", ".join("?" * len(columns))), sql.format(", ".join(["%s"] * len(columns)))
-
-
-def _naive_utc(value: dt.datetime) -> dt.datetime:
-    if value.tzinfo is not dt.UTC:  # the clock's own zone needs no conversion
-        if value.tzinfo is None:
-            msg = "naive datetime reached the store"
-            raise ValueError(msg)
-        value = value.astimezone(dt.UTC)
-    return value.replace(tzinfo=None)
 
 
 class Driver:
@@ -62,7 +54,7 @@ class Driver:
         """An aware datetime as `UtcDateTime` stores it: naive UTC; on SQLite, its DATETIME text."""
         if value is None:
             return None
-        naive = _naive_utc(value)
+        naive = naive_utc(value)
         return naive if self.postgres else naive.isoformat(" ", "microseconds")
 
     def insert(self, statements: tuple[str, str], rows: Sequence[Sequence[object]]) -> None:

@@ -23,7 +23,7 @@ from sqlalchemy import (
     text,
 )
 
-__all__ = ["metadata"]
+__all__ = ["metadata", "naive_utc"]
 
 metadata = MetaData(
     naming_convention={
@@ -35,6 +35,16 @@ metadata = MetaData(
 )
 
 
+def naive_utc(value: dt.datetime) -> dt.datetime:
+    """An aware datetime as stored: naive UTC. A naive one is refused: its zone is unknown."""
+    if value.tzinfo is not dt.UTC:  # the clock's own zone needs no conversion
+        if value.tzinfo is None:
+            msg = "naive datetime reached the store"
+            raise ValueError(msg)
+        value = value.astimezone(dt.UTC)
+    return value.replace(tzinfo=None)
+
+
 class UtcDateTime(TypeDecorator[dt.datetime]):
     """Aware UTC datetimes on every backend (SQLite keeps no zone, so we store naive UTC and re-attach it)."""
 
@@ -42,12 +52,7 @@ class UtcDateTime(TypeDecorator[dt.datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:  # noqa: ARG002
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            msg = "naive datetime reached the store"
-            raise ValueError(msg)
-        return value.astimezone(dt.UTC).replace(tzinfo=None)
+        return None if value is None else naive_utc(value)
 
     def process_result_value(self, value: object, dialect: Dialect) -> dt.datetime | None:  # noqa: ARG002
         if value is None:

@@ -30,6 +30,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Final, Generic, TypeVar
 
+from remit.core.futures import settle_from_thread
 from remit.errors import RemitError, Unavailable
 
 __all__ = ["GroupCommit"]
@@ -47,7 +48,7 @@ _WRITER_IDLE_SECONDS: Final = 1.0
 class _Slot(Generic[UnitT]):
     unit: UnitT
     wake: threading.Event = field(default_factory=threading.Event)
-    future: asyncio.Future[None] | None = None  # an event-loop caller's; settled by `_settle_futures`
+    future: asyncio.Future[None] | None = None  # an event-loop caller's, settled once per batch
     done: bool = False
     error: Exception | None = None
 
@@ -56,31 +57,6 @@ class _Slot(Generic[UnitT]):
         self.done = True
         if self.future is None:
             self.wake.set()
-
-
-def _settle(slots: Sequence[_Slot[UnitT]]) -> None:
-    """On the event loop: settle the futures of one batch's slots."""
-    for slot in slots:
-        future = slot.future
-        if future is None or future.done():  # a caller that gave up; its unit is written all the same
-            continue
-        if slot.error is not None:
-            future.set_exception(slot.error)
-        else:
-            future.set_result(None)
-
-
-def _settle_futures(batch: Sequence[_Slot[UnitT]]) -> None:
-    """One call into each event loop that has callers in `batch` (not one per caller)."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[_Slot[UnitT]]] = {}
-    for slot in batch:
-        if slot.future is not None:
-            by_loop.setdefault(slot.future.get_loop(), []).append(slot)
-    for loop, slots in by_loop.items():
-        try:
-            loop.call_soon_threadsafe(_settle, slots)
-        except RuntimeError:  # the loop is closed: nobody is waiting any more
-            continue
 
 
 class GroupCommit(Generic[TxT, UnitT]):
@@ -185,7 +161,7 @@ class GroupCommit(Generic[TxT, UnitT]):
             for slot in batch:
                 if not slot.done:  # only on an interrupt escaping _commit
                     slot.finish(Unavailable("the store could not write the credential"))
-            _settle_futures(batch)
+            settle_from_thread((slot.future, slot.error) for slot in batch if slot.future is not None)
             with self._lock:
                 if not self._queue:
                     self._leading = False

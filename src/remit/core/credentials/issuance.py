@@ -106,7 +106,7 @@ class IssuanceUnit:
     records: tuple[PreparedRecord, ...]
     evidence: EvidenceUse | None
     depends_on: Mapping[tuple[str, str], int]  # (kind, id) → the revision the checks read
-    claims: Mapping[str, Any] = field(default_factory=dict)  # what is signed after the commit
+    claims: Mapping[str, Any]  # what is signed once the unit is durable
     signed: SignedToken = field(default_factory=SignedToken)
 
 
@@ -119,7 +119,6 @@ class _Prepared:
     unit: IssuanceUnit
     task: Task
     issued: IssuedCredential
-    claims: dict[str, Any]
 
 
 class IssuanceService:
@@ -250,14 +249,7 @@ class IssuanceService:
 
     async def _issue_async(self, prepare: Callable[[IssuanceReads], _Prepared]) -> _Prepared:
         """`_issue` awaiting the batch instead of blocking on it."""
-        reads = IssuanceReads(self.cache, self._reads)
-        prepared: _Prepared | None = None
-        try:
-            with reads:
-                prepared = prepare(reads)
-        except RemitError:
-            if not reads.used_cache:
-                raise
+        prepared = self._decide_on_kept_rows(prepare)
         if prepared is not None:
             try:
                 await self.commits.submit_async(prepared.unit)
@@ -301,14 +293,7 @@ class IssuanceService:
 
     def _issue(self, prepare: Callable[[IssuanceReads], _Prepared]) -> _Prepared:
         """Decide on kept rows and write with the batch; if they refuse or changed, decide and write again at once."""
-        reads = IssuanceReads(self.cache, self._reads)
-        prepared: _Prepared | None = None
-        try:
-            with reads:
-                prepared = prepare(reads)
-        except RemitError:
-            if not reads.used_cache:
-                raise
+        prepared = self._decide_on_kept_rows(prepare)
         if prepared is not None:
             try:
                 self.commits.submit(prepared.unit)
@@ -319,6 +304,17 @@ class IssuanceService:
         # Kept rows refused or went stale: decide again on the store's rows, in the transaction that writes.
         self.cache.clear()
         return self._issue_in_one_transaction(prepare)
+
+    def _decide_on_kept_rows(self, prepare: Callable[[IssuanceReads], _Prepared]) -> _Prepared | None:
+        """The decision on kept rows; None when they refused (the store's rows may say otherwise)."""
+        reads = IssuanceReads(self.cache, self._reads)
+        try:
+            with reads:
+                return prepare(reads)
+        except RemitError:
+            if not reads.used_cache:
+                raise
+            return None
 
     def _issue_in_one_transaction(self, prepare: Callable[[IssuanceReads], _Prepared]) -> _Prepared:
         """Read, decide and write in one transaction that holds the registry lock first: never stale, not batched."""
@@ -552,7 +548,7 @@ class IssuanceService:
             depends_on=dict(reads.depends_on),
             claims=claims,
         )
-        return _Prepared(unit=unit, task=task, issued=issued, claims=claims)
+        return _Prepared(unit=unit, task=task, issued=issued)
 
     # ------------------------------------------------------------ the batch write
 
@@ -595,7 +591,7 @@ class IssuanceService:
 
     def _signed(self, prepared: _Prepared) -> IssuedCredential:
         """The credential with its token: signed after the batch, or now (the one-transaction path)."""
-        token = prepared.unit.signed.value or self._signer.sign(prepared.claims)
+        token = prepared.unit.signed.value or self._signer.sign(prepared.unit.claims)
         issued = prepared.issued
         return IssuedCredential(
             token=token,

@@ -61,9 +61,7 @@ class CredentialRecord:
 class CredentialStore(Protocol):
     """Issued-credential records."""
 
-    def add_credential(self, record: CredentialRecord) -> None: ...
     def get_credential(self, jti: str) -> CredentialRecord | None: ...
-    def mark_revoked(self, jti: str, *, at: dt.datetime, reason: str) -> bool: ...
 
 
 class IssuanceStore(Protocol):
