@@ -47,7 +47,7 @@ class World:
         head = {"alg": "ES256", "kid": kid, "typ": "JWT", **(header or {})}
         return Evidence(EvidenceKind.JWT_SVID, sign(head, body, key or self.acme))
 
-    def oidc_token(self, **claims: Any) -> Evidence:
+    def oidc_token(self, *, key: Key | None = None, **claims: Any) -> Evidence:
         now = int(self.clock.now().timestamp())
         body: dict[str, Any] = {
             "iss": OIDC_ISSUER,
@@ -60,7 +60,7 @@ class World:
         }
         body.update(claims)
         body = {k: v for k, v in body.items() if v is not None}
-        return Evidence(EvidenceKind.OIDC, sign({"alg": "ES256", "kid": "ci-1", "typ": "JWT"}, body, self.oidc))
+        return Evidence(EvidenceKind.OIDC, sign({"alg": "ES256", "kid": "ci-1", "typ": "JWT"}, body, key or self.oidc))
 
 
 @pytest.fixture
@@ -168,6 +168,33 @@ def test_every_attack_is_refused_with_its_reason(case: str, world: World) -> Non
         world.service.attest(build(world))
     assert caught.value.details == {"reason": reason}
     assert caught.value.message == "Attestation failed"
+
+
+@pytest.mark.parametrize("case", sorted(ATTACKS))
+def test_every_attack_is_refused_through_the_deferred_door_too(case: str, world: World) -> None:
+    """`verify_deferred` (ADR 0015) refuses each at once, or hands back a check that refuses it, same reason."""
+    build, reason = ATTACKS[case]
+    evidence = build(world)
+    if reason != "bad_signature":
+        with pytest.raises(AttestationFailed) as caught:
+            world.service.verify_deferred(evidence)
+    else:  # only the signature is ever left to the check
+        _identity, check = world.service.verify_deferred(evidence)
+        assert not check.passed
+        with pytest.raises(AttestationFailed) as caught:
+            check()
+    assert caught.value.details == {"reason": reason}
+
+
+@pytest.mark.parametrize("kind", ["svid", "oidc"])
+def test_a_forgery_left_to_its_check_spends_nothing(world: World, kind: str) -> None:
+    """A forged token whose check is left to run (or never run) uses up no `jti`: the real one still attests."""
+    forged = world.svid(key=ec_key(), jti="shared") if kind == "svid" else world.oidc_token(key=ec_key(), jti="shared")
+    _identity, check = world.service.verify_deferred(forged)
+    with pytest.raises(AttestationFailed):
+        check()
+    real = world.svid(jti="shared") if kind == "svid" else world.oidc_token(jti="shared")
+    assert world.service.attest(real).jti == "shared"
 
 
 @pytest.mark.parametrize("kind", ["svid", "oidc"])

@@ -9,8 +9,9 @@ starting with `/` is an RFC 6901 JSON pointer into nested claims, e.g. `/kuberne
 
 The identity is `oidc:<issuer>#<sub>`, the registry's `WorkloadBinding.key` for an OIDC-bound agent.
 
-Checks, in order: parse → `iss` known (`unknown_issuer`) → `alg` allowed → `kid` in the issuer's JWKS → signature →
-`typ` → `aud` → `exp` (required) / `nbf` / `iat` → `sub` → `bound_claims` (`bound_claims_mismatch`). Every failure
+Checks, in order: parse → `iss` known (`unknown_issuer`) → `alg` allowed → `kid` in the issuer's JWKS → `typ` →
+`aud` → `exp` (required) / `nbf` / `iat` → `sub` → `bound_claims` (`bound_claims_mismatch`) → signature (last:
+`attest_deferred` returns it as a DeferredCheck, ADR 0015; `attest` runs it at once). Every failure
 raises AttestationFailed with `details["reason"]`; a JWKS that cannot be loaded at all raises Unavailable.
 """
 
@@ -36,7 +37,7 @@ from remit.adapters.jose import (
     parse_compact,
     verify_signature,
 )
-from remit.core.attestation.models import MAX_EVIDENCE_BYTES, Evidence, EvidenceKind, WorkloadIdentity
+from remit.core.attestation.models import MAX_EVIDENCE_BYTES, DeferredCheck, Evidence, EvidenceKind, WorkloadIdentity
 from remit.core.clock import Clock
 from remit.core.registry.models import OidcSubject
 from remit.errors import AttestationFailed, CredentialExpired, CredentialInvalid, InvalidRequest
@@ -158,12 +159,17 @@ class OidcAttestor:
         return frozenset(self._issuers)
 
     def attest(self, evidence: Evidence, *, now: dt.datetime) -> WorkloadIdentity:
+        identity, check = self.attest_deferred(evidence, now=now)
+        check()
+        return identity
+
+    def attest_deferred(self, evidence: Evidence, *, now: dt.datetime) -> tuple[WorkloadIdentity, DeferredCheck]:
         try:
             return self._attest(evidence.token, now=now)
         except (CredentialInvalid, CredentialExpired) as exc:
             raise _fail(str(exc.details.get("reason", "invalid"))) from None
 
-    def _attest(self, token: str, *, now: dt.datetime) -> WorkloadIdentity:
+    def _attest(self, token: str, *, now: dt.datetime) -> tuple[WorkloadIdentity, DeferredCheck]:
         jws = parse_compact(token, max_bytes=MAX_EVIDENCE_BYTES)
         header, claims = jws.header, jws.payload
         iss = claims.get("iss")
@@ -174,8 +180,6 @@ class OidcAttestor:
         if jws.alg not in issuer.algorithms:
             raise _fail("alg_not_allowed")
         key = self._key(keys, jws.kid)
-        if not verify_signature(jws, key):
-            raise _fail("bad_signature")
         if "typ" in header and header["typ"] not in issuer.allowed_typ:
             raise _fail("wrong_typ")
         check_audience(claims, issuer.audience, single=self._single_audience)
@@ -189,13 +193,19 @@ class OidcAttestor:
             if not _matches(_claim(claims, name), expected):
                 raise _fail("bound_claims_mismatch")
         jti = claims.get("jti")
-        return WorkloadIdentity.for_oidc(
+        workload = WorkloadIdentity.for_oidc(
             identity,
             claims=claims,
             jti=jti if isinstance(jti, str) and jti else None,
             issued_at=issued_at,
             expires_at=expires_at,
         )
+
+        def signature() -> None:
+            if not verify_signature(jws, key):
+                raise _fail("bad_signature")
+
+        return workload, DeferredCheck(signature)
 
     @staticmethod
     def _key(keys: KeySetCache[Mapping[str, VerificationKey]], kid: str | None) -> VerificationKey:

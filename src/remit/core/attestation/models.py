@@ -7,8 +7,9 @@ The identity's `binding_key` uses the same canonical form as `WorkloadBinding.ke
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
@@ -17,7 +18,7 @@ from typing import Any
 from remit.core.registry.models import OidcSubject, SpiffeId, WorkloadBinding
 from remit.errors import InvalidRequest
 
-__all__ = ["MAX_EVIDENCE_BYTES", "Evidence", "EvidenceKind", "WorkloadIdentity"]
+__all__ = ["MAX_EVIDENCE_BYTES", "DeferredCheck", "Evidence", "EvidenceKind", "WorkloadIdentity"]
 
 # A JWT-SVID or a Kubernetes service-account token is 1-2 KB; anything far larger is not evidence.
 MAX_EVIDENCE_BYTES = 16_384
@@ -129,3 +130,46 @@ class WorkloadIdentity:
             issued_at=issued_at,
             expires_at=expires_at,
         )
+
+
+class DeferredCheck:
+    """The evidence signature check, left to run later (ADR 0015): once, however often it is called.
+
+    An attestor checks everything else at once and hands this back with the identity. Until it has
+    run and passed, the identity is a claim, not a proof: nothing may be written, spent or signed on
+    it. Calling it runs the check the first time and repeats the outcome (return, or the same
+    AttestationFailed) on every later call, from any thread.
+    """
+
+    __slots__ = ("_check", "_error", "_lock", "_passed")
+
+    def __init__(self, check: Callable[[], None] | None) -> None:
+        self._check = check
+        self._passed = check is None
+        self._error: Exception | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def done(cls) -> DeferredCheck:
+        """A check that has already run and passed (evidence verified whole, up front)."""
+        return cls(None)
+
+    @property
+    def passed(self) -> bool:
+        """Whether the check has run and passed."""
+        return self._passed
+
+    def __call__(self) -> None:
+        if self._passed:
+            return
+        with self._lock:
+            if self._error is None and self._check is not None:
+                try:
+                    self._check()
+                except Exception as error:  # the attestor's refusal, repeated to every later caller  # noqa: BLE001
+                    self._error = error
+                else:
+                    self._passed = True
+                    self._check = None
+            if self._error is not None:
+                raise self._error

@@ -6,7 +6,7 @@ import datetime as dt
 
 from typing import Protocol
 
-from remit.core.attestation.models import Evidence, EvidenceKind, WorkloadIdentity
+from remit.core.attestation.models import DeferredCheck, Evidence, EvidenceKind, WorkloadIdentity
 
 __all__ = ["Attestor", "ReplayGuard"]
 
@@ -16,12 +16,18 @@ class Attestor(Protocol):
 
     `attest` raises AttestationFailed with `details["reason"]` naming the failed check (never the token), or
     Unavailable when its trust anchors cannot be loaded at all.
+
+    `attest_deferred` runs every check but the signature's and returns it as a DeferredCheck (ADR 0015),
+    for a caller that runs it off the event loop before anything is written; `attest` is
+    `attest_deferred` with the check run at once (one implementation, the same outcome).
     """
 
     @property
     def kind(self) -> EvidenceKind: ...
 
     def attest(self, evidence: Evidence, *, now: dt.datetime) -> WorkloadIdentity: ...
+
+    def attest_deferred(self, evidence: Evidence, *, now: dt.datetime) -> tuple[WorkloadIdentity, DeferredCheck]: ...
 
 
 class ReplayGuard(Protocol):

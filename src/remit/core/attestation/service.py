@@ -9,6 +9,11 @@ cannot be tracked, so it is replayable by whoever holds it until it expires; `ma
 (default 10 minutes) caps that window: evidence whose `exp` lies further than that past its `iat` (or
 past now, without `iat`) is refused.
 
+`verify_deferred` is `verify` with the evidence signature left to run (ADR 0015): every other check,
+the lifetime bound included, has passed when it returns, and the returned DeferredCheck must pass
+before anything is written, spent or signed on the identity. The event-loop door of issuance uses it
+so the signature is checked in the batch's leading thread, where its release of the GIL stalls no loop.
+
 Failures raise AttestationFailed with `details["reason"]`: `unsupported_evidence_kind`, `lifetime_too_long`,
 `replayed`, or the attestor's own reason.
 """
@@ -20,7 +25,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Final
 
-from remit.core.attestation.models import Evidence, EvidenceKind, WorkloadIdentity
+from remit.core.attestation.models import DeferredCheck, Evidence, EvidenceKind, WorkloadIdentity
 from remit.core.attestation.ports import Attestor, ReplayGuard
 from remit.core.clock import Clock
 from remit.errors import AttestationFailed, InvalidRequest
@@ -69,12 +74,18 @@ class AttestationService:
 
     def verify(self, evidence: Evidence) -> WorkloadIdentity:
         """Verify `evidence` without spending its single use: the caller must record `single_use` atomically."""
+        identity, check = self.verify_deferred(evidence)
+        check()
+        return identity
+
+    def verify_deferred(self, evidence: Evidence) -> tuple[WorkloadIdentity, DeferredCheck]:
+        """`verify` but for the signature, returned as a check that must pass before the identity is used."""
         attestor = self._attestors.get(evidence.kind)
         if attestor is None:
             raise AttestationFailed(details={"reason": "unsupported_evidence_kind"})
         now = self._clock.now()
-        identity = attestor.attest(evidence, now=now)
+        identity, check = attestor.attest_deferred(evidence, now=now)
         start = identity.issued_at if identity.issued_at is not None and identity.issued_at <= now else now
         if identity.expires_at - start > self._max_lifetime:
             raise AttestationFailed(details={"reason": "lifetime_too_long"})
-        return identity
+        return identity, check

@@ -12,6 +12,10 @@ of blocking. They never lead (a transaction would stall their loop): when one of
 line, a writer thread leads for them, and every future of a batch is settled with one call into its
 loop. The writer thread starts on demand and ends after a second with nothing to do.
 
+`before(unit)`, when given, runs in the leading thread for each unit before the batch's transaction
+opens; a unit it refuses (by raising) fails alone and never reaches `apply`. Issuance checks the
+evidence signature there (ADR 0015), off the event loop and before anything is written.
+
 `apply(tx, units)` runs inside the transaction and returns one outcome per unit: None (written) or
 the exception refusing that unit, which must then have written nothing (validate before inserting).
 When the transaction itself fails, nothing of the batch is committed; a batch of several is then
@@ -68,6 +72,7 @@ class GroupCommit(Generic[TxT, UnitT]):
         apply: Callable[[TxT, Sequence[UnitT]], Sequence[Exception | None]],
         *,
         max_batch: int = 256,
+        before: Callable[[UnitT], None] | None = None,
         finish: Callable[[UnitT], None] | None = None,
     ) -> None:
         if max_batch < 1:
@@ -75,6 +80,7 @@ class GroupCommit(Generic[TxT, UnitT]):
             raise ValueError(msg)
         self._uow = uow
         self._apply = apply
+        self._before = before
         # Run after the commit for each unit written, in the thread that led the batch (issuance signs
         # its token here, off the event loop); its exception becomes that unit's own error.
         self._finish = finish
@@ -156,7 +162,7 @@ class GroupCommit(Generic[TxT, UnitT]):
             batch = self._queue[: self._max_batch]
             del self._queue[: self._max_batch]
         try:
-            self._commit(batch)
+            self._commit(self._admitted(batch))
         finally:
             for slot in batch:
                 if not slot.done:  # only on an interrupt escaping _commit
@@ -170,7 +176,22 @@ class GroupCommit(Generic[TxT, UnitT]):
                 else:
                     self._hand_to_writer()
 
+    def _admitted(self, batch: list[_Slot[UnitT]]) -> list[_Slot[UnitT]]:
+        """The slots whose unit passes `before`; each refused one is finished with its own error."""
+        if self._before is None:
+            return batch
+        admitted = []
+        for slot in batch:
+            error = self._run(self._before, slot.unit, "checking a unit before its batch failed")
+            if error is None:
+                admitted.append(slot)
+            else:
+                slot.finish(error)
+        return admitted
+
     def _commit(self, batch: Sequence[_Slot[UnitT]]) -> None:
+        if not batch:
+            return
         try:
             with self._uow() as tx:
                 outcomes = self._apply(tx, [slot.unit for slot in batch])
@@ -192,16 +213,21 @@ class GroupCommit(Generic[TxT, UnitT]):
             return
         self.batches += 1
         self.largest_batch = max(self.largest_batch, len(batch))
+        finish = self._finish
         for slot, outcome in zip(batch, outcomes, strict=True):
-            slot.finish(outcome if outcome is not None or self._finish is None else self._finished(slot.unit))
+            if outcome is None and finish is not None:
+                slot.finish(self._run(finish, slot.unit, "finishing a written unit failed"))
+            else:
+                slot.finish(outcome)
 
-    def _finished(self, unit: UnitT) -> Exception | None:
-        assert self._finish is not None  # noqa: S101 - checked by the caller
+    @staticmethod
+    def _run(hook: Callable[[UnitT], None], unit: UnitT, failure: str) -> Exception | None:
+        """Run a per-unit hook; its RemitError is the unit's own, anything else reads as Unavailable."""
         try:
-            self._finish(unit)
+            hook(unit)
         except RemitError as error:
             return error
-        except Exception:  # noqa: BLE001 - the unit is written; its caller must still hear it failed
-            _log.exception("finishing a written unit failed")
-            return Unavailable("the credential was recorded but could not be completed")
+        except Exception:  # noqa: BLE001 - the unit's caller must hear it failed, never be left waiting
+            _log.exception(failure)
+            return Unavailable("the credential could not be completed")
         return None

@@ -12,6 +12,13 @@ transaction and one commit per batch; inside it, `_write` re-reads the revision 
 was decided on (a changed one sends that unit back, to be decided again and written in one transaction
 on the store's rows), spends the evidence's single use (a replay is refused there, exactly once, across
 replicas), then inserts.
+
+Evidence checked later (ADR 0015): `start_task_async` may take an identity whose signature check is
+still to run (a `DeferredCheck`). It decides on it in memory, then the unit carries the check and the
+batch's leading thread runs it before the transaction opens: a unit whose evidence fails is refused
+alone, having written and spent nothing. A refusal is recorded only for an identity whose check has
+passed (it runs first, in a worker thread, when deciding refused), so forged evidence can never write
+a refusal in another workload's name.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from remit.core.attestation.models import EvidenceUse
+from remit.core.attestation.models import DeferredCheck, EvidenceUse
 from remit.core.audit.chain import PreparedRecord, prepare
 from remit.core.audit.models import ActorKind, AuditActor, AuditEvent
 from remit.core.clock import Clock
@@ -108,6 +115,8 @@ class IssuanceUnit:
     depends_on: Mapping[tuple[str, str], int]  # (kind, id) → the revision the checks read
     claims: Mapping[str, Any]  # what is signed once the unit is durable
     signed: SignedToken = field(default_factory=SignedToken)
+    # The evidence's signature check when it was left to the batch (ADR 0015): run before the write.
+    evidence_check: DeferredCheck | None = None
 
 
 class _Stale(Exception):  # internal signal, never leaves the service
@@ -148,7 +157,7 @@ class IssuanceService:
         # Tokens are signed after their batch commits, by the thread that led it: on the event-loop
         # path that is the writer thread, so the signature's release of the GIL never stalls the loop.
         self.commits: GroupCommit[CredentialsTransaction, IssuanceUnit] = GroupCommit(
-            uow, self._write, max_batch=max_batch, finish=self._sign_unit
+            uow, self._write, max_batch=max_batch, before=_check_evidence, finish=self._sign_unit
         )
         self._clock = clock
         self._ids = ids
@@ -217,23 +226,31 @@ class IssuanceService:
         *,
         dpop_jkt: str | None = None,
         channel: str = "native",
+        evidence_check: DeferredCheck | None = None,
     ) -> tuple[Task, IssuedCredential]:
         """`start_task` for an event loop: the same checks and writes, without a thread per caller.
 
         The checks run on the loop, on kept registry rows (a miss reads the store, as the decision
         path does); the write waits on the group commit's future, never blocking the loop; the rare
-        decide-again path and a refusal's record run in a worker thread.
+        decide-again path and a refusal's record run in a worker thread. With `evidence_check`, the
+        workload's evidence signature has not been checked yet: it runs before anything is written.
         """
-        prepare = self._starting(workload, declaration, dpop_jkt, channel)
+        check = evidence_check or DeferredCheck.done()
+        prepare = self._starting(workload, declaration, dpop_jkt, channel, check)
         try:
-            prepared = await self._issue_async(prepare)
+            prepared = await self._issue_async(prepare, check)
         except RemitError as error:
-            await asyncio.to_thread(self._record_refusal, workload, declaration.workflow, error, channel)
+            await asyncio.to_thread(self._refuse_checked, check, workload, declaration.workflow, error, channel)
             raise
         return prepared.task, self._signed(prepared)
 
     def _starting(
-        self, workload: AttestedWorkload, declaration: TaskDeclaration, dpop_jkt: str | None, channel: str
+        self,
+        workload: AttestedWorkload,
+        declaration: TaskDeclaration,
+        dpop_jkt: str | None,
+        channel: str,
+        check: DeferredCheck | None = None,
     ) -> Callable[[IssuanceReads], _Prepared]:
         """How a new task is decided on given reads: admit, check the declaration, build the writes."""
 
@@ -243,12 +260,14 @@ class IssuanceService:
             started = self._event(
                 "task.started", admitted.agent, task, {"objective": task.objective, "channel": channel}
             )
-            return self._prepare(reads, admitted.agent, workload, task, task.audience, dpop_jkt, new_task=started)
+            return self._prepare(
+                reads, admitted.agent, workload, task, task.audience, dpop_jkt, new_task=started, check=check
+            )
 
         return prepare
 
-    async def _issue_async(self, prepare: Callable[[IssuanceReads], _Prepared]) -> _Prepared:
-        """`_issue` awaiting the batch instead of blocking on it."""
+    async def _issue_async(self, prepare: Callable[[IssuanceReads], _Prepared], check: DeferredCheck) -> _Prepared:
+        """`_issue` awaiting the batch instead of blocking on it; the batch runs the evidence check first."""
         prepared = self._decide_on_kept_rows(prepare)
         if prepared is not None:
             try:
@@ -258,7 +277,12 @@ class IssuanceService:
             else:
                 return prepared
         self.cache.clear()
-        return await asyncio.to_thread(self._issue_in_one_transaction, prepare)
+
+        def checked_then_in_one_transaction() -> _Prepared:
+            check()  # nothing is read under the registry lock for unchecked evidence
+            return self._issue_in_one_transaction(prepare)
+
+        return await asyncio.to_thread(checked_then_in_one_transaction)
 
     def reissue(
         self,
@@ -482,6 +506,7 @@ class IssuanceService:
         dpop_jkt: str | None,
         *,
         new_task: AuditEvent | None,
+        check: DeferredCheck | None = None,
     ) -> _Prepared:
         """The credential's claims, record and audit event; with `new_task` (its event), the task is new too."""
         now = self._clock.now()
@@ -547,6 +572,7 @@ class IssuanceService:
             evidence=workload.single_use,
             depends_on=dict(reads.depends_on),
             claims=claims,
+            evidence_check=check,
         )
         return _Prepared(unit=unit, task=task, issued=issued)
 
@@ -615,6 +641,13 @@ class IssuanceService:
             data=data,
         )
 
+    def _refuse_checked(
+        self, check: DeferredCheck, workload: AttestedWorkload, subject: str, error: RemitError, channel: str
+    ) -> None:
+        """Record a refusal only for a workload whose evidence is proven: a failed check is raised instead."""
+        check()
+        self._record_refusal(workload, subject, error, channel)
+
     def _record_refusal(self, workload: AttestedWorkload, subject: str, error: RemitError, channel: str) -> None:
         """A refused issuance is recorded too, in its own transaction (the refused one rolled back)."""
         try:
@@ -644,6 +677,12 @@ class IssuanceService:
             # The refusal stands whether or not its record could be written; the caller sees the
             # original error, and nothing was issued.
             return
+
+
+def _check_evidence(unit: IssuanceUnit) -> None:
+    """GroupCommit's `before`: a unit whose evidence signature was left to the batch is checked first."""
+    if unit.evidence_check is not None:
+        unit.evidence_check()
 
 
 def _principal(raw: str | None) -> str | None:

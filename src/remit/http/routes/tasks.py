@@ -18,7 +18,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody, Parameter, QueryParameter
 
 from remit.bootstrap import Remit
-from remit.core.attestation.models import Evidence
+from remit.core.attestation.models import DeferredCheck, Evidence
 from remit.core.attestation.waiting import WouldWait, without_waiting
 from remit.core.audit.models import ActorKind, AuditActor
 from remit.core.credentials.issuance import TaskDeclaration
@@ -115,19 +115,27 @@ def dpop_key_of(remit: Remit, proof: str | None, *, method: str, path: str) -> s
 async def start_task(remit: Remit, data: TaskIn, *, dpop: str | None, path: str) -> tuple[TaskStarted, dict[str, str]]:
     """`POST /v1/tasks`, whichever door it came in by: the answer (201) and its headers.
 
-    Runs on the event loop: the evidence is verified from the keys already loaded (in a worker thread
-    when a key set must be fetched first), and issuance awaits its group commit without holding a
-    thread. A DPoP proof at issuance is checked in a worker thread (its replay guard is the store).
+    Runs on the event loop: the evidence is checked from the keys already loaded (in a worker thread
+    when a key set must be fetched first), all but its signature, which issuance's batch checks before
+    it writes anything (ADR 0015); issuance awaits its group commit without holding a thread. A DPoP
+    proof at issuance is checked in a worker thread (its replay guard is the store), after the
+    evidence signature, so a forged SVID spends no proof.
     """
     evidence = evidence_in(data.evidence)
     try:
         with without_waiting():
-            identity = remit.attestation.verify(evidence)  # single use: spent by issuance
+            identity, check = remit.attestation.verify_deferred(evidence)  # single use: spent by issuance
     except WouldWait:
         identity = await anyio.to_thread.run_sync(remit.attestation.verify, evidence)
+        check = DeferredCheck.done()
     jkt = None
     if dpop is not None:
-        jkt = await anyio.to_thread.run_sync(lambda: dpop_key_of(remit, dpop, method="POST", path=path))
+
+        def checked_proof() -> str | None:
+            check()
+            return dpop_key_of(remit, dpop, method="POST", path=path)
+
+        jkt = await anyio.to_thread.run_sync(checked_proof)
     declaration = TaskDeclaration(
         workflow=data.workflow,
         objective=data.objective,
@@ -139,7 +147,7 @@ async def start_task(remit: Remit, data: TaskIn, *, dpop: str | None, path: str)
         principal=data.principal,
         labels=data.labels,
     )
-    task, issued = await remit.issuance.start_task_async(identity, declaration, dpop_jkt=jkt)
+    task, issued = await remit.issuance.start_task_async(identity, declaration, dpop_jkt=jkt, evidence_check=check)
     answer = TaskStarted(task=task_out(task), credential=credential_out(issued))
     return answer, {**_NO_STORE, "Location": f"/v1/tasks/{task.id}"}
 

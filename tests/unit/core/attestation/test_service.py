@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 
 from remit.adapters.jose import MemoryReplayGuard
-from remit.core.attestation import AttestationService, Evidence, EvidenceKind, WorkloadIdentity
+from remit.core.attestation import AttestationService, DeferredCheck, Evidence, EvidenceKind, WorkloadIdentity
 from remit.core.registry.models import SpiffeId
 from remit.errors import AttestationFailed, InvalidRequest
 from remit.testing import FrozenClock
@@ -39,6 +39,9 @@ class FixedAttestor:
             issued_at=issued,
             expires_at=(issued or now) + self.lifetime,
         )
+
+    def attest_deferred(self, evidence: Evidence, *, now: dt.datetime) -> tuple[WorkloadIdentity, DeferredCheck]:
+        return self.attest(evidence, now=now), DeferredCheck.done()
 
 
 def service(attestor: FixedAttestor, clock: FrozenClock, **kwargs: dt.timedelta) -> AttestationService:
