@@ -480,7 +480,7 @@ def build(settings: Settings, *, clock: Clock | None = None, ids: IdFactory | No
     )
     index = RevocationIndex()
     feed = RevocationFeed(database, index, clock=clock)
-    tasks = TaskService(database.transaction, clock=clock, ids=ids, on_revocations=feed.refresh)
+    tasks = TaskService(database.transaction, clock=clock, ids=ids, on_revocations=feed.refresh, reads=database.reading)
     subscribe_revocation_handlers(bus, tasks)
     issuance = IssuanceService(
         database.transaction,

@@ -68,6 +68,10 @@ class SqlTransaction:
         )
 
 
+_SQLITE_MMAP_BYTES = 256 * 1024 * 1024
+_SQLITE_CACHE_KIB = 32 * 1024
+
+
 def _sqlite_pragmas(synchronous: str) -> Callable[[Any, object], None]:
     def on_connect(dbapi_connection: Any, _record: object) -> None:  # noqa: ANN401 - DB-API connections are untyped
         # Foreign keys are off by default in SQLite; WAL lets readers run beside the one writer.
@@ -78,6 +82,11 @@ def _sqlite_pragmas(synchronous: str) -> Callable[[Any, object], None]:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA busy_timeout=10000")
+        # Reads through a memory map of the database file (the OS page cache, shared by every
+        # connection) instead of a read system call per page; and a larger page cache for the
+        # connection that writes, whose B-tree pages are reused batch after batch (the default is 2 MB).
+        cursor.execute(f"PRAGMA mmap_size={_SQLITE_MMAP_BYTES}")
+        cursor.execute(f"PRAGMA cache_size=-{_SQLITE_CACHE_KIB}")
         cursor.close()
 
     return on_connect

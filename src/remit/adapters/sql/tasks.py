@@ -14,7 +14,7 @@ from remit.adapters.sql.driver import Driver, insert_statements
 from remit.adapters.sql.notify import REVOCATIONS, notify
 from remit.adapters.sql.tables import revocations, tasks
 from remit.core.registry.models import Page
-from remit.core.tasks.models import AuthorizationDetail, Task, TaskState
+from remit.core.tasks.models import AuthorizationDetail, RunningTaskRef, Task, TaskState
 from remit.core.tasks.revocations import RevocationEntry, RevocationKind
 from remit.errors import Conflict
 
@@ -169,8 +169,12 @@ class SqlTaskStore:
         query = select(tasks).where(tasks.c.state == TaskState.RUNNING.value, *conditions).order_by(tasks.c.id)
         return [_task(r) for r in self._c.execute(query)]
 
-    def running_tasks(self) -> Sequence[Task]:
-        return self._running()
+    def running_task_refs(self) -> Sequence[RunningTaskRef]:
+        # Four short columns, not whole tasks: the sweeper reads every running task each round.
+        query = select(tasks.c.id, tasks.c.agent_id, tasks.c.owner_id, tasks.c.workflow_id).where(
+            tasks.c.state == TaskState.RUNNING.value
+        )
+        return [RunningTaskRef(*row) for row in self._c.execute(query)]
 
     def running_tasks_of_agent(self, agent_id: str) -> Sequence[Task]:
         return self._running(tasks.c.agent_id == agent_id)

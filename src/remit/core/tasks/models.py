@@ -17,6 +17,7 @@ __all__ = [
     "AUTHORIZATION_DETAILS_TYPE",
     "END_STATES",
     "AuthorizationDetail",
+    "RunningTaskRef",
     "Task",
     "TaskState",
     "details_within",
@@ -133,6 +134,16 @@ def details_within(child: tuple[AuthorizationDetail, ...], parent: tuple[Authori
 
 def parse_objective(raw: str) -> str:
     return parse_text(raw, field="objective", max_length=MAX_OBJECTIVE)
+
+
+@dataclass(frozen=True, slots=True)
+class RunningTaskRef:
+    """What the sweeper needs of a running task to check it is still allowed: its id and who it answers to."""
+
+    id: str
+    agent_id: str
+    owner_id: str
+    workflow_id: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

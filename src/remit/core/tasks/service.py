@@ -42,8 +42,12 @@ class TaskService:
         clock: Clock,
         ids: IdFactory,
         on_revocations: Callable[[], object] = lambda: None,
+        reads: TaskUnitOfWork | None = None,
     ) -> None:
         self._uow = uow
+        # Scans that usually find nothing (the sweeper's) read here: a read-only transaction where the
+        # store has one, so they never hold the writer lock that issuance and revocation wait on.
+        self._reads = reads or uow
         self._clock = clock
         self._ids = ids
         # Called after a commit that appended revocation entries, so this process's index
@@ -195,27 +199,30 @@ class TaskService:
 
         Registry reactions run after the registry change commits; a crash in between would leave
         such tasks running. The sweeper runs this at start-up and periodically, closing that window.
+        It decides on a read-only snapshot (each distinct agent, owner and workflow read once), then
+        ends only the tasks it found, deciding each again in the write transaction.
         """
+        with self._reads() as tx:
+            verdicts: dict[tuple[str, str, str], str | None] = {}
+            found = []
+            for ref in tx.tasks.running_task_refs():
+                key = (ref.agent_id, ref.owner_id, ref.workflow_id)
+                if key not in verdicts:
+                    verdicts[key] = _not_allowed(tx, *key)
+                if verdicts[key] is not None:
+                    found.append(ref.id)
+        if not found:
+            return 0
         ended = 0
         with self._uow() as tx:
-            for task in tx.tasks.running_tasks():
-                agent = tx.registry.get_agent(task.agent_id)
-                owner = tx.registry.get_owner(task.owner_id)
-                workflow = tx.registry.get_workflow(task.workflow_id)
-                reason = (
-                    "agent_not_active"
-                    if agent is None or not agent.is_active
-                    else "owner_offboarded"
-                    if owner is None or not owner.is_active
-                    else "workflow_ended"
-                    if workflow is None or workflow.state is not WorkflowState.APPROVED
-                    else None
-                )
+            for task_id in found:
+                current = tx.tasks.get_task(task_id)
+                if current is None or not current.is_running:
+                    continue
+                reason = _not_allowed(tx, current.agent_id, current.owner_id, current.workflow_id)
                 if reason is not None:
-                    current = tx.tasks.get_task(task.id)
-                    if current is not None and current.is_running:
-                        self._end(tx, current, TaskState.REVOKED, reason=reason, actor=AuditActor.system())
-                        ended += 1
+                    self._end(tx, current, TaskState.REVOKED, reason=reason, actor=AuditActor.system())
+                    ended += 1
         if ended:
             self._on_revocations()
         return ended
@@ -230,3 +237,17 @@ class TaskService:
         if overdue:
             self._on_revocations()
         return len(overdue)
+
+
+def _not_allowed(tx: TaskTransaction, agent_id: str, owner_id: str, workflow_id: str) -> str | None:
+    """Why a running task with these parties may no longer run, or None while it may."""
+    agent = tx.registry.get_agent(agent_id)
+    if agent is None or not agent.is_active:
+        return "agent_not_active"
+    owner = tx.registry.get_owner(owner_id)
+    if owner is None or not owner.is_active:
+        return "owner_offboarded"
+    workflow = tx.registry.get_workflow(workflow_id)
+    if workflow is None or workflow.state is not WorkflowState.APPROVED:
+        return "workflow_ended"
+    return None

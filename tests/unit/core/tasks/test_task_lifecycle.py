@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+
+from collections.abc import Iterator
 
 import pytest
 
 from tests.factories import make_agent, make_function, make_owner, make_tool, make_workflow
 
-from remit.adapters.sql.engine import SqlDatabase
+from remit.adapters.sql.engine import SqlDatabase, SqlTransaction
 from remit.core.audit.models import AuditActor
 from remit.core.credentials.revocation import subscribe_revocation_handlers
 from remit.core.credentials.revocation_index import RevocationIndex
@@ -198,6 +201,49 @@ def test_reconcile_ends_tasks_whose_agent_or_workflow_no_longer_allows_them(
     assert tasks.get(mine.id).state is TaskState.REVOKED
     assert tasks.get(mine.id).end_reason == "agent_not_active"
     assert tasks.get(theirs.id).is_running
+
+
+def test_reconcile_finding_nothing_never_takes_the_writer_lock(
+    database: SqlDatabase, clock: FrozenClock, ids: SequentialIdFactory, world: dict[str, str]
+) -> None:
+    """The sweeper's scan reads a snapshot: with nothing to end, no write transaction is opened at all."""
+    writes: list[str] = []
+
+    @contextlib.contextmanager
+    def counted() -> Iterator[SqlTransaction]:
+        writes.append("write")
+        with database.transaction() as tx:
+            yield tx
+
+    for n in range(5):
+        _start(database, clock, world, f"tsk_{n}")
+    tasks = TaskService(counted, clock=clock, ids=ids, reads=database.reading)
+
+    assert tasks.reconcile() == 0
+    assert writes == []
+
+
+def test_reconcile_decides_again_in_the_write_transaction(
+    database: SqlDatabase,
+    clock: FrozenClock,
+    ids: SequentialIdFactory,
+    world: dict[str, str],
+    registry: RegistryService,
+) -> None:
+    """A task found on the snapshot is ended only if the writer's rows still say so (agent reactivated meanwhile)."""
+    kept = _start(database, clock, world, "tsk_1")
+    registry.set_agent_status(world["agent"], AgentStatus.SUSPENDED, reason="compromised", actor="sec")
+
+    @contextlib.contextmanager
+    def snapshot_then_reactivate() -> Iterator[SqlTransaction]:
+        with database.reading() as tx:
+            yield tx
+        registry.set_agent_status(world["agent"], AgentStatus.ACTIVE, reason="cleared", actor="sec")
+
+    tasks = TaskService(database.transaction, clock=clock, ids=ids, reads=snapshot_then_reactivate)
+
+    assert tasks.reconcile() == 0
+    assert tasks.get(kept.id).is_running
 
 
 def test_registry_events_end_tasks_through_the_handlers(
