@@ -14,7 +14,7 @@ from remit.adapters.sql.driver import Driver, insert_statements
 from remit.adapters.sql.notify import REVOCATIONS, notify
 from remit.adapters.sql.tables import revocations, tasks
 from remit.core.registry.models import Page
-from remit.core.tasks.models import AuthorizationDetail, RunningTaskRef, Task, TaskState
+from remit.core.tasks.models import AuthorizationDetail, Task, TaskParties, TaskState
 from remit.core.tasks.revocations import RevocationEntry, RevocationKind
 from remit.errors import Conflict
 
@@ -169,12 +169,23 @@ class SqlTaskStore:
         query = select(tasks).where(tasks.c.state == TaskState.RUNNING.value, *conditions).order_by(tasks.c.id)
         return [_task(r) for r in self._c.execute(query)]
 
-    def running_task_refs(self) -> Sequence[RunningTaskRef]:
-        # Four short columns, not whole tasks: the sweeper reads every running task each round.
-        query = select(tasks.c.id, tasks.c.agent_id, tasks.c.owner_id, tasks.c.workflow_id).where(
-            tasks.c.state == TaskState.RUNNING.value
+    def running_task_parties(self) -> Sequence[TaskParties]:
+        # The distinct parties, not the tasks: the database scans, and the sweeper gets a few rows.
+        query = (
+            select(tasks.c.agent_id, tasks.c.owner_id, tasks.c.workflow_id)
+            .where(tasks.c.state == TaskState.RUNNING.value)
+            .distinct()
         )
-        return [RunningTaskRef(*row) for row in self._c.execute(query)]
+        return [TaskParties(*row) for row in self._c.execute(query)]
+
+    def running_task_ids(self, parties: TaskParties) -> Sequence[str]:
+        query = select(tasks.c.id).where(
+            tasks.c.state == TaskState.RUNNING.value,
+            tasks.c.agent_id == parties.agent_id,
+            tasks.c.owner_id == parties.owner_id,
+            tasks.c.workflow_id == parties.workflow_id,
+        )
+        return list(self._c.execute(query).scalars())
 
     def running_tasks_of_agent(self, agent_id: str) -> Sequence[Task]:
         return self._running(tasks.c.agent_id == agent_id)

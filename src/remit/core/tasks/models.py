@@ -17,8 +17,8 @@ __all__ = [
     "AUTHORIZATION_DETAILS_TYPE",
     "END_STATES",
     "AuthorizationDetail",
-    "RunningTaskRef",
     "Task",
+    "TaskParties",
     "TaskState",
     "details_within",
     "parse_authorization_details",
@@ -137,10 +137,9 @@ def parse_objective(raw: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class RunningTaskRef:
-    """What the sweeper needs of a running task to check it is still allowed: its id and who it answers to."""
+class TaskParties:
+    """Who a task answers to: its agent, owner and workflow version (what the sweeper re-checks)."""
 
-    id: str
     agent_id: str
     owner_id: str
     workflow_id: str

@@ -199,18 +199,16 @@ class TaskService:
 
         Registry reactions run after the registry change commits; a crash in between would leave
         such tasks running. The sweeper runs this at start-up and periodically, closing that window.
-        It decides on a read-only snapshot (each distinct agent, owner and workflow read once), then
-        ends only the tasks it found, deciding each again in the write transaction.
+        It decides on a read-only snapshot, once per distinct agent, owner and workflow of the running
+        tasks, then ends only the tasks it found, deciding each again in the write transaction.
         """
         with self._reads() as tx:
-            verdicts: dict[tuple[str, str, str], str | None] = {}
-            found = []
-            for ref in tx.tasks.running_task_refs():
-                key = (ref.agent_id, ref.owner_id, ref.workflow_id)
-                if key not in verdicts:
-                    verdicts[key] = _not_allowed(tx, *key)
-                if verdicts[key] is not None:
-                    found.append(ref.id)
+            found = [
+                task_id
+                for parties in tx.tasks.running_task_parties()
+                if _not_allowed(tx, parties.agent_id, parties.owner_id, parties.workflow_id) is not None
+                for task_id in tx.tasks.running_task_ids(parties)
+            ]
         if not found:
             return 0
         ended = 0
