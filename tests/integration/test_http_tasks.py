@@ -396,6 +396,36 @@ def test_dpop_bound_credential_needs_a_proof_from_its_key(agent_server: LiveServ
     assert owner.status_code == 200, owner.text
 
 
+def test_a_dpop_bound_delegation_credential_needs_a_proof_from_its_key(
+    agent_server: LiveServer, workloads: Workloads
+) -> None:
+    """A bound delegation credential starts a child task only with a proof from its key in the same request."""
+    holder = ec_key()
+    tasks_url = f"{ISSUER}/v1/tasks"
+    with agent_server.client(authenticated=False) as client:
+        parent = client.post(
+            "/v1/tasks", json=_declaration(workloads.svid()), headers={"DPoP": _dpop_proof(holder, "POST", tasks_url)}
+        ).json()["task"]["id"]
+        delegation = client.post(
+            f"/v1/tasks/{parent}/credentials",
+            json={"evidence": {"kind": "jwt_svid", "token": workloads.svid()}, "audience": ISSUER},
+            headers={"DPoP": _dpop_proof(holder, "POST", f"{tasks_url}/{parent}/credentials")},
+        ).json()
+
+        def child() -> dict[str, Any]:
+            return _declaration(workloads.svid(HELPER), parent_token=delegation["access_token"])
+
+        alone = client.post("/v1/tasks", json=child())
+        thief = client.post("/v1/tasks", json=child(), headers={"DPoP": _dpop_proof(ec_key(), "POST", tasks_url)})
+        holder_child = client.post("/v1/tasks", json=child(), headers={"DPoP": _dpop_proof(holder, "POST", tasks_url)})
+
+    assert delegation["token_type"] == "DPoP"
+    assert (alone.status_code, alone.json()["code"]) == (401, "credential_invalid")
+    assert (thief.status_code, thief.json()["code"]) == (401, "credential_invalid")
+    assert holder_child.status_code == 201, holder_child.text
+    assert holder_child.json()["task"]["parent_id"] == parent
+
+
 def test_introspection_reports_a_live_dpop_bound_credential_with_its_key(
     agent_server: LiveServer, workloads: Workloads
 ) -> None:

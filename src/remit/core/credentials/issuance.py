@@ -256,7 +256,7 @@ class IssuanceService:
 
         def prepare(reads: IssuanceReads) -> _Prepared:
             admitted = self._admit(reads, workload, declaration.environment)
-            task = self._new_task(reads, admitted, declaration)
+            task = self._new_task(reads, admitted, declaration, dpop_jkt)
             started = self._event(
                 "task.started", admitted.agent, task, {"objective": task.objective, "channel": channel}
             )
@@ -384,7 +384,9 @@ class IssuanceService:
             raise Forbidden(msg, details={"reason": "workflow_not_for_agent"})
         return workflow
 
-    def _new_task(self, reads: IssuanceReads, admitted: _Admitted, declaration: TaskDeclaration) -> Task:
+    def _new_task(
+        self, reads: IssuanceReads, admitted: _Admitted, declaration: TaskDeclaration, dpop_jkt: str | None
+    ) -> Task:
         now = self._clock.now()
         workflow = self._workflow(reads, declaration.workflow, admitted)
         outside = within_workflow(declaration.details, workflow)
@@ -398,7 +400,7 @@ class IssuanceService:
         deadline = now + duration
         parent: Task | None = None
         if declaration.parent_token is not None:
-            parent = self._delegating_parent(reads, declaration.parent_token)
+            parent = self._delegating_parent(reads, declaration.parent_token, dpop_jkt)
             outside = details_within(declaration.details, parent.details)
             if outside:
                 msg = "a delegated task cannot widen its parent: " + "; ".join(outside[:5])
@@ -441,10 +443,17 @@ class IssuanceService:
         msg = "audience must be tool:<name> of a requested tool, or a configured gateway audience"
         raise InvalidRequest(msg, field="audience")
 
-    def _delegating_parent(self, reads: IssuanceReads, parent_token: str) -> Task:
+    def _delegating_parent(self, reads: IssuanceReads, parent_token: str, dpop_jkt: str | None) -> Task:
         # Only a credential minted for this issuer may delegate: a token sent to a tool cannot be
         # relayed here by that tool to mint itself a child task (C10, token relay).
         claims = self._verifier.verify(parent_token, audience=self._issuer).claims
+        # A DPoP-bound delegation credential delegates only with a proof from its key (RFC 9449 §7.1):
+        # the proof sent with this request, already checked against it. Held alone, it is useless.
+        cnf = claims.get("cnf")
+        bound = cnf.get("jkt") if isinstance(cnf, dict) else None
+        if bound is not None and bound != dpop_jkt:
+            unproven = "dpop_proof_missing" if dpop_jkt is None else "dpop_key_mismatch"
+            raise CredentialInvalid(details={"reason": unproven})
         task_id = claims.get("txn")
         parent = reads.task(task_id) if isinstance(task_id, str) else None
         if parent is None:

@@ -284,6 +284,25 @@ def test_ending_the_parent_revokes_the_child_credential(stack: Stack) -> None:
     assert "ended" in caught.value.details["reason"]
 
 
+def test_a_dpop_bound_delegation_credential_delegates_only_with_its_key(stack: Stack) -> None:
+    """Held alone (no proof, or another key's) it starts no child; with a proof from its key it does (C11)."""
+    holder, other = "h" * 43, "o" * 43
+    parent, _ = stack.issuance.start_task(workload(), declaration(), dpop_jkt=holder)
+    delegation = stack.issuance.reissue(workload(), parent.id, audience=ISSUER, dpop_jkt=holder)
+    child = declaration(details=_details("read_file"), parent_token=delegation.token)
+
+    with pytest.raises(CredentialInvalid) as missing:
+        stack.issuance.start_task(workload("agents/helper-bot"), child)
+    with pytest.raises(CredentialInvalid) as mismatch:
+        stack.issuance.start_task(workload("agents/helper-bot"), child, dpop_jkt=other)
+    task, issued = stack.issuance.start_task(workload("agents/helper-bot"), child, dpop_jkt=holder)
+
+    assert missing.value.details["reason"] == "dpop_proof_missing"
+    assert mismatch.value.details["reason"] == "dpop_key_mismatch"
+    assert task.parent_id == parent.id
+    assert issued.dpop_bound
+
+
 def test_child_cannot_widen_its_parent(stack: Stack) -> None:
     parent, _ = stack.issuance.start_task(workload(), declaration())
     delegation = stack.issuance.reissue(workload(), parent.id, audience=ISSUER)
