@@ -60,7 +60,7 @@ lock: | $(UV)
 # The benchmarks print figures and ratios (HTTP parts need Debian's wrk); no timed assertions live in tests.
 bench: install-dev
 	$(BIN)/python bench/decide.py --seconds 4
-	$(BIN)/python bench/issue.py --seconds 3 --wrk
+	$(BIN)/python bench/issue.py --seconds 4 --wrk --runs 3
 	$(BIN)/python bench/audit.py
 
 clean:
