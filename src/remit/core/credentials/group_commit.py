@@ -44,6 +44,9 @@ UnitT = TypeVar("UnitT")
 
 _log = logging.getLogger(__name__)
 
+_NOT_WRITTEN: Final = "the credential could not be checked; nothing was written"
+_WRITTEN_NOT_FINISHED: Final = "the credential was recorded but could not be completed"
+
 # How long the writer thread for event-loop callers waits for work before it ends.
 _WRITER_IDLE_SECONDS: Final = 1.0
 
@@ -182,7 +185,7 @@ class GroupCommit(Generic[TxT, UnitT]):
             return batch
         admitted = []
         for slot in batch:
-            error = self._run(self._before, slot.unit, "checking a unit before its batch failed")
+            error = self._run(self._before, slot.unit, "checking a unit before its batch failed", _NOT_WRITTEN)
             if error is None:
                 admitted.append(slot)
             else:
@@ -216,18 +219,18 @@ class GroupCommit(Generic[TxT, UnitT]):
         finish = self._finish
         for slot, outcome in zip(batch, outcomes, strict=True):
             if outcome is None and finish is not None:
-                slot.finish(self._run(finish, slot.unit, "finishing a written unit failed"))
+                slot.finish(self._run(finish, slot.unit, "finishing a written unit failed", _WRITTEN_NOT_FINISHED))
             else:
                 slot.finish(outcome)
 
     @staticmethod
-    def _run(hook: Callable[[UnitT], None], unit: UnitT, failure: str) -> Exception | None:
-        """Run a per-unit hook; its RemitError is the unit's own, anything else reads as Unavailable."""
+    def _run(hook: Callable[[UnitT], None], unit: UnitT, failure: str, message: str) -> Exception | None:
+        """Run a per-unit hook; its RemitError is the unit's own, anything else reads as Unavailable(message)."""
         try:
             hook(unit)
         except RemitError as error:
             return error
         except Exception:  # noqa: BLE001 - the unit's caller must hear it failed, never be left waiting
             _log.exception(failure)
-            return Unavailable("the credential could not be completed")
+            return Unavailable(message)
         return None
