@@ -236,7 +236,20 @@ def in_process(seconds: float) -> list[tuple[str, float, float, float]]:
     return rows
 
 
-def over_http(  # noqa: PLR0915 - one server's whole run, step by step
+def task_body(minter: Minter, spiffe_id: str) -> dict[str, Any]:
+    """A `POST /v1/tasks` body with a fresh JWT-SVID for `spiffe_id`."""
+    return {
+        "evidence": {"kind": "jwt_svid", "token": minter.svid(spiffe_id)},
+        "workflow": "wf@1",
+        "objective": "bench",
+        "authorization_details": DETAILS,
+        "expected_duration_seconds": 600,
+        "environment": "prod",
+        "audience": "tool:github",
+    }
+
+
+def over_http(
     seconds: float, clients: int, *, use_wrk: bool = False, runs: int = 1
 ) -> list[tuple[str, float, float, float]]:
     home = Path(tempfile.mkdtemp(prefix="remit-bench-http-"))
@@ -280,16 +293,7 @@ def over_http(  # noqa: PLR0915 - one server's whole run, step by step
         lock = threading.Lock()
 
         def issue(client: httpx.Client, i: int) -> None:
-            body = {
-                "evidence": {"kind": "jwt_svid", "token": minter.svid(f"spiffe://{DOMAIN}/agent-{i}")},
-                "workflow": "wf@1",
-                "objective": "bench",
-                "authorization_details": DETAILS,
-                "expected_duration_seconds": 600,
-                "environment": "prod",
-                "audience": "tool:github",
-            }
-            response = client.post("/v1/tasks", json=body)
+            response = client.post("/v1/tasks", json=task_body(minter, f"spiffe://{DOMAIN}/agent-{i}"))
             response.raise_for_status()
             with lock:
                 tokens.append(response.json()["credential"]["access_token"])
@@ -343,16 +347,7 @@ def with_wrk(served: Served, minter: Minter) -> list[tuple[str, float, float, fl
         bodies = served.home / f"wrk-issue-{run}"
         with bodies.open("w") as out:
             for i in range(int(served.seconds * 3000)):  # more than the server can take in `seconds`
-                spiffe = f"spiffe://{DOMAIN}/agent-{i % served.clients}"
-                body = {
-                    "evidence": {"kind": "jwt_svid", "token": minter.svid(spiffe)},
-                    "workflow": "wf@1",
-                    "objective": "bench",
-                    "authorization_details": DETAILS,
-                    "expected_duration_seconds": 600,
-                    "environment": "prod",
-                    "audience": "tool:github",
-                }
+                body = task_body(minter, f"spiffe://{DOMAIN}/agent-{i % served.clients}")
                 out.write(json.dumps(body, separators=(",", ":")) + "\n")
         return bodies
 

@@ -37,6 +37,18 @@ def bundle(*entries: dict[str, Any], hint: int | None = None) -> dict[str, Any]:
     return document
 
 
+def served_attestor(url: str, clock: FrozenClock, http: httpx.Client, **knobs: Any) -> JwtSvidAttestor:
+    """An attestor for acme.example whose bundle a local test server serves over plain http."""
+    return JwtSvidAttestor(
+        [BundleSource("acme.example", url)],
+        audience=AUDIENCE,
+        clock=clock,
+        http=http,
+        allow_http_loopback=True,
+        **knobs,
+    )
+
+
 @pytest.fixture
 def key() -> Key:
     return ec_key()
@@ -92,13 +104,7 @@ def test_rsa_authorities_are_supported(tmp_path: Path, clock: FrozenClock) -> No
 def test_http_bundle_is_cached_and_refreshed_after_its_hint(key: Key, clock: FrozenClock, http: httpx.Client) -> None:
     """The bundle is fetched once, reused until spiffe_refresh_hint passes, then fetched again."""
     with serving(bundle(public_jwk(key, use="jwt-svid", kid="jwt-1"), hint=60)) as server:
-        attestor = JwtSvidAttestor(
-            [BundleSource("acme.example", server.url)],
-            audience=AUDIENCE,
-            clock=clock,
-            http=http,
-            allow_http_loopback=True,
-        )
+        attestor = served_attestor(server.url, clock, http)
         for jti in ("a", "b"):
             attestor.attest(Evidence(EvidenceKind.JWT_SVID, svid(key, clock, jti=jti)), now=clock.now())
         assert server.requests == 1
@@ -111,13 +117,7 @@ def test_an_unknown_kid_triggers_one_rate_limited_refetch(key: Key, clock: Froze
     """A new authority is picked up at once on first sight of its kid; a flood of unknown kids fetches once."""
     new_key = ec_key()
     with serving(bundle(public_jwk(key, use="jwt-svid", kid="jwt-1"))) as server:
-        attestor = JwtSvidAttestor(
-            [BundleSource("acme.example", server.url)],
-            audience=AUDIENCE,
-            clock=clock,
-            http=http,
-            allow_http_loopback=True,
-        )
+        attestor = served_attestor(server.url, clock, http)
         attestor.attest(Evidence(EvidenceKind.JWT_SVID, svid(key, clock)), now=clock.now())
         clock.advance(dt.timedelta(seconds=11))
         server.document = bundle(
@@ -137,14 +137,7 @@ def test_an_unreachable_bundle_is_unavailable_and_a_stale_one_expires(
 ) -> None:
     """With no bundle ever loaded the attestor is Unavailable; a last good bundle serves up to max_stale."""
     with serving(bundle(public_jwk(key, use="jwt-svid", kid="jwt-1"))) as server:
-        attestor = JwtSvidAttestor(
-            [BundleSource("acme.example", server.url)],
-            audience=AUDIENCE,
-            clock=clock,
-            http=http,
-            allow_http_loopback=True,
-            max_stale=dt.timedelta(minutes=30),
-        )
+        attestor = served_attestor(server.url, clock, http, max_stale=dt.timedelta(minutes=30))
         attestor.attest(Evidence(EvidenceKind.JWT_SVID, svid(key, clock)), now=clock.now())
         server.status = 500
         clock.advance(dt.timedelta(minutes=10))
@@ -152,13 +145,7 @@ def test_an_unreachable_bundle_is_unavailable_and_a_stale_one_expires(
         clock.advance(dt.timedelta(minutes=25))
         with pytest.raises(Unavailable):
             attestor.attest(Evidence(EvidenceKind.JWT_SVID, svid(key, clock)), now=clock.now())
-        failing = JwtSvidAttestor(
-            [BundleSource("acme.example", server.url)],
-            audience=AUDIENCE,
-            clock=clock,
-            http=http,
-            allow_http_loopback=True,
-        )
+        failing = served_attestor(server.url, clock, http)
         with pytest.raises(Unavailable):
             failing.attest(Evidence(EvidenceKind.JWT_SVID, svid(key, clock)), now=clock.now())
 
@@ -179,25 +166,23 @@ def test_plain_http_bundles_are_refused_unless_loopback_is_allowed(clock: Frozen
 def test_without_waiting_an_attestation_never_fetches(key: Key, clock: FrozenClock, http: httpx.Client) -> None:
     """On an event loop: a bundle never loaded, due again, or a kid needing a refetch says WouldWait; no request."""
     with serving(bundle(public_jwk(key, use="jwt-svid", kid="jwt-1"), hint=60)) as server:
-        attestor = JwtSvidAttestor(
-            [BundleSource("acme.example", server.url)],
-            audience=AUDIENCE,
-            clock=clock,
-            http=http,
-            allow_http_loopback=True,
-        )
+        attestor = served_attestor(server.url, clock, http)
+
+        def attest(**claims: Any) -> None:
+            attestor.attest(Evidence(EvidenceKind.JWT_SVID, svid(key, clock, **claims)), now=clock.now())
+
         with without_waiting(), pytest.raises(WouldWait):
-            attestor.attest(Evidence(EvidenceKind.JWT_SVID, svid(key, clock, jti="a")), now=clock.now())
+            attest(jti="a")
         assert server.requests == 0
-        attestor.attest(Evidence(EvidenceKind.JWT_SVID, svid(key, clock, jti="b")), now=clock.now())  # may wait
+        attest(jti="b")  # may wait
         with without_waiting():  # loaded and fresh: answered from memory
-            attestor.attest(Evidence(EvidenceKind.JWT_SVID, svid(key, clock, jti="c")), now=clock.now())
+            attest(jti="c")
         clock.advance(dt.timedelta(seconds=11))
         with without_waiting(), pytest.raises(WouldWait):  # an unknown kid would refetch
-            attestor.attest(Evidence(EvidenceKind.JWT_SVID, svid(key, clock, kid="jwt-9")), now=clock.now())
+            attest(kid="jwt-9")
         clock.advance(dt.timedelta(seconds=61))
         with without_waiting(), pytest.raises(WouldWait):  # due again
-            attestor.attest(Evidence(EvidenceKind.JWT_SVID, svid(key, clock, jti="d")), now=clock.now())
+            attest(jti="d")
         assert server.requests == 1
-        attestor.attest(Evidence(EvidenceKind.JWT_SVID, svid(key, clock, jti="e")), now=clock.now())
+        attest(jti="e")
         assert server.requests == 2

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final
 
 from remit.core.registry.models import OidcSubject, SpiffeId, WorkloadBinding
 from remit.errors import InvalidRequest
@@ -149,10 +149,10 @@ class DeferredCheck:
         self._error: Exception | None = None
         self._lock = threading.Lock()
 
-    @classmethod
-    def done(cls) -> DeferredCheck:
-        """A check that has already run and passed (evidence verified whole, up front)."""
-        return cls(None)
+    @staticmethod
+    def done() -> DeferredCheck:
+        """A check that has already run and passed (evidence verified whole, up front); one shared instance."""
+        return _PASSED
 
     @property
     def passed(self) -> bool:
@@ -173,3 +173,7 @@ class DeferredCheck:
                     self._check = None
             if self._error is not None:
                 raise self._error
+
+
+# Never runs anything, so one instance serves every caller whose evidence was verified whole.
+_PASSED: Final = DeferredCheck(None)

@@ -19,7 +19,7 @@ import pytest
 
 from sqlalchemy import select
 from tests.unit.core.credentials.conftest import Stack, declaration, workload
-from tests.unit.core.credentials.test_group_commit import count, gated
+from tests.unit.core.credentials.test_group_commit import count, gated, issuance_on
 
 from remit.adapters.sql.engine import SqlDatabase, SqlTransaction
 from remit.adapters.sql.tables import audit_events, credentials, evidence_uses, tasks
@@ -142,18 +142,7 @@ def test_the_check_runs_in_the_leading_thread_before_the_transaction(
         with database.transaction() as tx:
             yield tx
 
-    issuance = IssuanceService(
-        observed,
-        clock=stack.clock,
-        ids=ids,
-        signer=stack.signer,
-        verifier=stack.tokens,
-        index=stack.index,
-        issuer=stack.issuance._issuer,
-        limits=stack.issuance._limits,
-        fingerprint=stack.issuance._fingerprint,
-        reads=database.reading,
-    )
+    issuance = issuance_on(stack, observed, database, ids)
     loop_thread = threading.get_ident()
     issuance.start_task(workload(jti="warm"), declaration())
     checks.order.clear()

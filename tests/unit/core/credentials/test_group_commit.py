@@ -27,6 +27,7 @@ from remit.core.audit.models import AuditActor
 from remit.core.credentials import group_commit
 from remit.core.credentials.issuance import IssuanceService
 from remit.core.credentials.models import IssuedCredential, Limits
+from remit.core.credentials.tokens import CredentialsUnitOfWork
 from remit.core.ids import IdFactory, SequentialIdFactory
 from remit.core.tasks.models import Task, TaskState
 from remit.errors import AttestationFailed, Conflict, RemitError, TaskNotActive, Unavailable
@@ -63,10 +64,10 @@ class Gate:
                 self.fail_in_batch(tx)
 
 
-def gated(stack: Stack, database: SqlDatabase, ids: IdFactory) -> tuple[IssuanceService, Gate]:
-    gate = Gate(database)
-    issuance = IssuanceService(
-        gate,
+def issuance_on(stack: Stack, uow: CredentialsUnitOfWork, database: SqlDatabase, ids: IdFactory) -> IssuanceService:
+    """An issuance service like the stack's, writing through `uow` (a gate, an observer)."""
+    return IssuanceService(
+        uow,
         clock=stack.clock,
         ids=ids,
         signer=stack.signer,
@@ -77,6 +78,11 @@ def gated(stack: Stack, database: SqlDatabase, ids: IdFactory) -> tuple[Issuance
         fingerprint=fingerprint,
         reads=database.reading,
     )
+
+
+def gated(stack: Stack, database: SqlDatabase, ids: IdFactory) -> tuple[IssuanceService, Gate]:
+    gate = Gate(database)
+    issuance = issuance_on(stack, gate, database, ids)
     gate.issuance = issuance
     return issuance, gate
 
