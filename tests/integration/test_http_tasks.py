@@ -426,6 +426,32 @@ def test_a_dpop_bound_delegation_credential_needs_a_proof_from_its_key(
     assert holder_child.json()["task"]["parent_id"] == parent
 
 
+def test_a_bound_task_is_reissued_only_with_a_proof_from_its_key(
+    agent_server: LiveServer, workloads: Workloads
+) -> None:
+    """ADR 0016: fresh evidence without the task's key re-issues nothing for its audience; the holder's proof does."""
+    holder = ec_key()
+    tasks_url = f"{ISSUER}/v1/tasks"
+    with agent_server.client(authenticated=False) as client:
+        task_id = client.post(
+            "/v1/tasks", json=_declaration(workloads.svid()), headers={"DPoP": _dpop_proof(holder, "POST", tasks_url)}
+        ).json()["task"]["id"]
+        path = f"/v1/tasks/{task_id}/credentials"
+
+        def reissue(key: ECKey | None) -> httpx.Response:
+            headers = {"DPoP": _dpop_proof(key, "POST", f"{ISSUER}{path}")} if key else {}
+            return client.post(
+                path, json={"evidence": {"kind": "jwt_svid", "token": workloads.svid()}}, headers=headers
+            )
+
+        alone, thief, again = reissue(None), reissue(ec_key()), reissue(holder)
+
+    assert (alone.status_code, alone.json()["code"]) == (401, "credential_invalid")
+    assert (thief.status_code, thief.json()["code"]) == (401, "credential_invalid")
+    assert again.status_code == 201, again.text
+    assert again.json()["token_type"] == "DPoP"
+
+
 def test_introspection_reports_a_live_dpop_bound_credential_with_its_key(
     agent_server: LiveServer, workloads: Workloads
 ) -> None:

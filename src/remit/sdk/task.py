@@ -282,8 +282,9 @@ class TaskSession:
     def delegation_credential(self) -> CredentialOut:
         """A credential of this task for the issuer, which a child task presents as `parent_token`.
 
-        It is a Bearer credential, since a `parent_token` is checked without a proof: hand it only to
-        the child, and revoke it once the child has started (`delegate` does both).
+        It is a Bearer credential: a bound one would need a proof from this session's key in the child's
+        start request, which carries the child's own. Hand it only to the child, and revoke it once the
+        child has started (`delegate` does both).
         """
         self._require_task()
         return self._client.reissue_credential(self.id, self._evidence.evidence(), audience=self._client.issuer())

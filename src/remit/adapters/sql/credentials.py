@@ -80,6 +80,17 @@ def _insert_credentials(db: Driver, records: Sequence[CredentialRecord]) -> None
 
 _INSERT_USE = insert(evidence_uses)
 _GET_CREDENTIAL = select(credentials).where(credentials.c.jti == bindparam("jti"))
+# The key of a task's first bound credential for an audience (ADR 0016): the index on task_id finds the few rows.
+_TASK_BINDING = (
+    select(credentials.c.cnf_jkt)
+    .where(
+        credentials.c.task_id == bindparam("task_id"),
+        credentials.c.audience == bindparam("audience"),
+        credentials.c.cnf_jkt.is_not(None),
+    )
+    .order_by(credentials.c.issued_at, credentials.c.jti)
+    .limit(1)
+)
 _MARK_REVOKED = (
     update(credentials)
     .where(credentials.c.jti == bindparam("revoked_jti"), credentials.c.revoked_at.is_(None))
@@ -242,6 +253,9 @@ class SqlCredentialStore:
     def get_credential(self, jti: str) -> CredentialRecord | None:
         row = self._c.execute(_GET_CREDENTIAL, {"jti": jti}).first()
         return None if row is None else _record(row)
+
+    def task_binding(self, task_id: str, audience: str) -> str | None:
+        return self._c.execute(_TASK_BINDING, {"task_id": task_id, "audience": audience}).scalar()
 
 
 class SqlEvidenceUses:

@@ -306,6 +306,8 @@ class IssuanceService:
             if chosen not in {task.audience, self._issuer}:
                 msg = "a task credential is for the task's audience, or for this issuer (delegation)"
                 raise InvalidRequest(msg, field="audience")
+            if chosen == task.audience:
+                _require_binding(reads.task_binding(task), dpop_jkt)
             return self._prepare(reads, admitted.agent, workload, task, chosen, dpop_jkt, new_task=None)
 
         try:
@@ -450,10 +452,7 @@ class IssuanceService:
         # A DPoP-bound delegation credential delegates only with a proof from its key (RFC 9449 §7.1):
         # the proof sent with this request, already checked against it. Held alone, it is useless.
         cnf = claims.get("cnf")
-        bound = cnf.get("jkt") if isinstance(cnf, dict) else None
-        if bound is not None and bound != dpop_jkt:
-            unproven = "dpop_proof_missing" if dpop_jkt is None else "dpop_key_mismatch"
-            raise CredentialInvalid(details={"reason": unproven})
+        _require_binding(cnf.get("jkt") if isinstance(cnf, dict) else None, dpop_jkt)
         task_id = claims.get("txn")
         parent = reads.task(task_id) if isinstance(task_id, str) else None
         if parent is None:
@@ -692,6 +691,17 @@ def _check_evidence(unit: IssuanceUnit) -> None:
     """GroupCommit's `before`: a unit whose evidence signature was left to the batch is checked first."""
     if unit.evidence_check is not None:
         unit.evidence_check()
+
+
+def _require_binding(bound: str | None, dpop_jkt: str | None) -> None:
+    """Refuse unless this request's proof (`dpop_jkt`) is from the `bound` key, when there is one.
+
+    Used for a bound delegation credential presented as `parent_token` (RFC 9449 §7.1), and for a re-issue
+    for a task once bound (ADR 0016): whoever holds the agent's evidence but not the key could otherwise get a
+    Bearer credential for the task, and act under its approvals and elevations.
+    """
+    if bound is not None and bound != dpop_jkt:
+        raise CredentialInvalid(details={"reason": "dpop_proof_missing" if dpop_jkt is None else "dpop_key_mismatch"})
 
 
 def _principal(raw: str | None) -> str | None:

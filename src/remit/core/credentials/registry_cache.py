@@ -171,3 +171,10 @@ class IssuanceReads:
         task = self._store().tasks.get_task(task_id)
         self._note("task", task)
         return task
+
+    def task_binding(self, task: Task) -> str | None:
+        """The key the task's own-audience credentials are bound to (ADR 0016): always read, never kept.
+
+        A binding is only ever added (the first bound credential fixes it), so a decision on it cannot go stale.
+        """
+        return self._store().credentials.task_binding(task.id, task.audience)

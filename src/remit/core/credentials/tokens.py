@@ -63,6 +63,10 @@ class CredentialStore(Protocol):
 
     def get_credential(self, jti: str) -> CredentialRecord | None: ...
 
+    def task_binding(self, task_id: str, audience: str) -> str | None:
+        """The `cnf.jkt` of the task's first bound credential for `audience`; None if none was bound."""
+        ...
+
 
 class IssuanceStore(Protocol):
     """The writes of a batch of issuances (see `remit.core.credentials.group_commit`), in the caller's transaction."""

@@ -303,6 +303,55 @@ def test_a_dpop_bound_delegation_credential_delegates_only_with_its_key(stack: S
     assert issued.dpop_bound
 
 
+def test_a_task_started_bound_is_reissued_only_with_a_proof_from_its_key(stack: Stack) -> None:
+    """ADR 0016: the agent's evidence without the task's key re-issues nothing; the refusal is audited."""
+    holder, other = "h" * 43, "o" * 43
+    task, _ = stack.issuance.start_task(workload(), declaration(), dpop_jkt=holder)
+
+    with pytest.raises(CredentialInvalid) as missing:
+        stack.issuance.reissue(workload(), task.id)
+    with pytest.raises(CredentialInvalid) as mismatch:
+        stack.issuance.reissue(workload(), task.id, dpop_jkt=other)
+    again = stack.issuance.reissue(workload(), task.id, dpop_jkt=holder)
+
+    assert missing.value.details["reason"] == "dpop_proof_missing"
+    assert mismatch.value.details["reason"] == "dpop_key_mismatch"
+    assert again.dpop_bound
+    assert stack.verifier.verify(again.token, audience="tool:github", check_binding=False).claims["cnf"] == {
+        "jkt": holder
+    }
+    with stack.database.transaction() as tx:
+        refused = [e.data["reason"] for e in tx.audit.recent(limit=10) if e.type == "credential.refused"]
+    assert refused[:2] == ["dpop_key_mismatch", "dpop_proof_missing"]
+
+
+def test_a_bearer_task_once_reissued_bound_stays_bound(stack: Stack) -> None:
+    """The binding only tightens: the first bound credential of the task fixes its key."""
+    holder = "h" * 43
+    task, first = stack.issuance.start_task(workload(), declaration())
+    bearer = stack.issuance.reissue(workload(), task.id)
+    bound = stack.issuance.reissue(workload(), task.id, dpop_jkt=holder)
+
+    with pytest.raises(CredentialInvalid) as caught:
+        stack.issuance.reissue(workload(), task.id)
+
+    assert (first.dpop_bound, bearer.dpop_bound, bound.dpop_bound) == (False, False, True)
+    assert caught.value.details["reason"] == "dpop_proof_missing"
+
+
+def test_a_bound_task_may_still_delegate_with_a_bearer_credential(stack: Stack) -> None:
+    """The delegation exception of ADR 0016: a credential for the issuer needs no proof, and starts a child."""
+    parent, _ = stack.issuance.start_task(workload(), declaration(), dpop_jkt="h" * 43)
+    delegation = stack.issuance.reissue(workload(), parent.id, audience=ISSUER)
+    child, issued = stack.issuance.start_task(
+        workload("agents/helper-bot"), declaration(details=_details("read_file"), parent_token=delegation.token)
+    )
+
+    assert not delegation.dpop_bound
+    assert child.parent_id == parent.id
+    assert not issued.dpop_bound
+
+
 def test_child_cannot_widen_its_parent(stack: Stack) -> None:
     parent, _ = stack.issuance.start_task(workload(), declaration())
     delegation = stack.issuance.reissue(workload(), parent.id, audience=ISSUER)
