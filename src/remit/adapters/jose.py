@@ -50,6 +50,7 @@ from typing import Any, Final, Generic, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import msgspec
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -372,7 +373,8 @@ def check_audience(claims: Mapping[str, Any], expected: str, *, single: bool = T
 
 def _compact(header: Mapping[str, Any], claims: Mapping[str, Any], sign: Callable[[bytes], bytes]) -> str:
     def segment(value: Mapping[str, Any]) -> str:
-        return b64url_encode(json.dumps(value, separators=(",", ":"), allow_nan=False).encode())
+        # msgspec: the same compact JSON several times faster than `json.dumps`. Claims hold no floats.
+        return b64url_encode(msgspec.json.encode(value))
 
     signing_input = f"{segment(header)}.{segment(claims)}"
     return f"{signing_input}.{b64url_encode(sign(signing_input.encode('ascii')))}"

@@ -57,12 +57,17 @@ _CROCKFORD: Final = "0123456789abcdefghjkmnpqrstvwxyz"
 _BODY = re.compile(r"^[0-9a-hjkmnp-tv-z]{26}$")
 
 
+# Every 10-bit value as its two Crockford characters: an id body takes 13 lookups instead of 26 divisions.
+_PAIRS: Final = tuple(_CROCKFORD[high] + _CROCKFORD[low] for high in range(32) for low in range(32))
+
+
 def _encode(number: int, length: int) -> str:
-    chars = []
-    for _ in range(length):
-        number, rest = divmod(number, 32)
-        chars.append(_CROCKFORD[rest])
-    return "".join(reversed(chars))
+    """`number` (below 32**length) in `length` Crockford base-32 characters, most significant first."""
+    pairs = []
+    for _ in range((length + 1) // 2):
+        pairs.append(_PAIRS[number & 0x3FF])
+        number >>= 10
+    return "".join(reversed(pairs))[-length:]
 
 
 class _KernelRandom:
@@ -122,7 +127,7 @@ class RandomIdFactory:
         self._milliseconds = milliseconds
 
     def new(self, kind: str) -> str:
-        body = _encode(self._milliseconds() & ((1 << 48) - 1), 10) + _encode(random_bits(80), 16)
+        body = _encode((self._milliseconds() & ((1 << 48) - 1)) << 80 | random_bits(80), 26)
         return f"{PREFIXES[kind]}_{body}"
 
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from remit.core.ids import PREFIXES, RandomIdFactory, parse_id, random_bits, random_hex
+from remit.core.ids import PREFIXES, RandomIdFactory, SequentialIdFactory, _encode, parse_id, random_bits, random_hex
 
 
 def test_random_ids_parse_sort_by_time_and_do_not_repeat() -> None:
@@ -52,6 +52,30 @@ def test_a_forked_child_never_gets_the_parents_bytes() -> None:
     os.close(read)
     os.waitpid(pid, 0)
     assert child != random_hex(16)
+
+
+def _encode_by_division(number: int, length: int) -> str:
+    """The reference: one base-32 digit per division, least significant first."""
+    digits = []
+    for _ in range(length):
+        number, rest = divmod(number, 32)
+        digits.append("0123456789abcdefghjkmnpqrstvwxyz"[rest])
+    return "".join(reversed(digits))
+
+
+@given(data=st.data(), length=st.integers(min_value=1, max_value=30))
+def test_the_table_encoding_equals_the_digit_by_digit_one(data: st.DataObject, length: int) -> None:
+    number = data.draw(st.integers(min_value=0, max_value=32**length - 1))
+    assert _encode(number, length) == _encode_by_division(number, length)
+
+
+@given(milliseconds=st.integers(min_value=0, max_value=2**48 - 1))
+def test_a_random_id_is_its_time_then_its_random_bits(milliseconds: int) -> None:
+    """The body is 10 characters of milliseconds, then 16 of random bits, as ids have always been made."""
+    body = RandomIdFactory(lambda: milliseconds).new("task").removeprefix("tsk_")
+    assert body[:10] == _encode_by_division(milliseconds, 10)
+    assert len(body) == 26
+    assert SequentialIdFactory().new("task") == "tsk_" + "0" * 25 + "1"
 
 
 def test_every_kind_has_a_prefix() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
@@ -181,7 +180,7 @@ class SqlIssuanceStore:
             if db.postgres:
                 rows = db.raw.execute(_POSTGRES_REVISIONS, {kind: wanted.get(kind, []) for kind in _REVISIONED})
             else:
-                rows = db.raw.execute(_SQLITE_REVISIONS, (json.dumps(wanted),))
+                rows = db.raw.execute(_SQLITE_REVISIONS, (db.json(wanted),))
             return {(kind, entity_id): revision for kind, entity_id, revision in rows.fetchall()}
 
     def claim_evidence(self, uses: Sequence[EvidenceUse]) -> set[tuple[str, str]]:
@@ -198,7 +197,7 @@ class SqlIssuanceStore:
                 rows = db.raw.execute(_POSTGRES_CLAIM, columns)
             else:
                 triples = [(use.namespace, use.jti, db.time(use.expires_at)) for use in uses]
-                rows = db.raw.execute(_SQLITE_CLAIM, (json.dumps(triples),))
+                rows = db.raw.execute(_SQLITE_CLAIM, (db.json(triples),))
             return {(namespace, jti) for namespace, jti in rows.fetchall()}
 
     def add_tasks(self, new: Sequence[Task]) -> None:

@@ -5,7 +5,8 @@ parameter and result processing, postcompile) than in the database; the issuance
 per commit. So its statements, like the audit chain's (`DriverChain`), go to the driver. Values are
 stored exactly as the column types in tables.py store them, so every reader reads them back
 unchanged: `UtcDateTime` as naive UTC (on SQLite, the text SQLAlchemy's DATETIME writes,
-"YYYY-MM-DD HH:MM:SS.ffffff", whose order is time order) and `JSON` as `json.dumps` text.
+"YYYY-MM-DD HH:MM:SS.ffffff", whose order is time order) and `JSON` as JSON text (encoded by msgspec,
+several times faster than `json.dumps`; `json.loads` reads back the same value).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import datetime as dt
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
+
+import msgspec
 
 from sqlalchemy import Connection
 
@@ -56,6 +59,11 @@ class Driver:
             return None
         naive = naive_utc(value)
         return naive if self.postgres else naive.isoformat(" ", "microseconds")
+
+    @staticmethod
+    def json(value: object) -> str:
+        """A `JSON` column's value, or a JSON statement parameter, as text."""
+        return msgspec.json.encode(value).decode()
 
     def insert(self, statements: tuple[str, str], rows: Sequence[Sequence[object]]) -> None:
         """Write rows with one executemany (on PostgreSQL, pipelined: one round trip, a prepared statement)."""

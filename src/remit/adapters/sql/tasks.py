@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 from collections.abc import Sequence
 from typing import Any, Final
@@ -118,7 +117,7 @@ def insert_tasks(db: Driver, new: Sequence[Task]) -> None:
         for at in _TIMES_AT:
             values[at] = db.time(values[at])
         for at in _JSON_AT:
-            values[at] = json.dumps(values[at])
+            values[at] = db.json(values[at])
         rows.append((task.id, task.revision, *values))
     db.insert(_INSERT_TASKS, rows)
 
