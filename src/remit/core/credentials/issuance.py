@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from remit.core.attestation.models import DeferredCheck, EvidenceUse
+from remit.core.attestation.waiting import WouldWait, without_waiting
 from remit.core.audit.chain import PreparedRecord, prepare
 from remit.core.audit.models import ActorKind, AuditActor, AuditEvent
 from remit.core.clock import Clock
@@ -230,8 +231,8 @@ class IssuanceService:
     ) -> tuple[Task, IssuedCredential]:
         """`start_task` for an event loop: the same checks and writes, without a thread per caller.
 
-        The checks run on the loop, on kept registry rows (a miss reads the store, as the decision
-        path does); the write waits on the group commit's future, never blocking the loop; the rare
+        The checks run on the loop, on kept registry rows (a miss decides in a worker thread, which
+        reads the store); the write waits on the group commit's future, never blocking the loop; the rare
         decide-again path and a refusal's record run in a worker thread. With `evidence_check`, the
         workload's evidence signature has not been checked yet: it runs before anything is written.
         """
@@ -267,8 +268,16 @@ class IssuanceService:
         return prepare
 
     async def _issue_async(self, prepare: Callable[[IssuanceReads], _Prepared], check: DeferredCheck) -> _Prepared:
-        """`_issue` awaiting the batch instead of blocking on it; the batch runs the evidence check first."""
-        prepared = self._decide_on_kept_rows(prepare)
+        """`_issue` awaiting the batch instead of blocking on it; the batch runs the evidence check first.
+
+        The decision runs on the loop when every row it needs is kept; one that must read the store (a
+        row not kept yet, a parent task, a task's binding) runs in a worker thread instead.
+        """
+        try:
+            with without_waiting():
+                prepared = self._decide_on_kept_rows(prepare)
+        except WouldWait:
+            prepared = await asyncio.to_thread(self._decide_on_kept_rows, prepare)
         if prepared is not None:
             try:
                 await self.commits.submit_async(prepared.unit)

@@ -20,6 +20,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager, ExitStack
 from typing import TYPE_CHECKING, Final, Protocol, Self, TypeVar
 
+from remit.core.attestation.waiting import WouldWait, waiting_allowed
 from remit.core.registry.models import Agent, BusinessFunction, Owner, Tool, WorkflowVersion
 from remit.core.tasks.models import Task
 
@@ -112,6 +113,10 @@ class IssuanceReads:
 
     def _store(self) -> CredentialsTransaction:
         if self._tx is None:
+            if not waiting_allowed():
+                # On an event loop a store read would stall every request the loop serves: the caller
+                # decides again in a worker thread.
+                raise WouldWait
             self._tx = self._stack.enter_context(self._uow())
         return self._tx
 

@@ -64,8 +64,15 @@ class Gate:
                 self.fail_in_batch(tx)
 
 
-def issuance_on(stack: Stack, uow: CredentialsUnitOfWork, database: SqlDatabase, ids: IdFactory) -> IssuanceService:
-    """An issuance service like the stack's, writing through `uow` (a gate, an observer)."""
+def issuance_on(
+    stack: Stack,
+    uow: CredentialsUnitOfWork,
+    database: SqlDatabase,
+    ids: IdFactory,
+    *,
+    reads: CredentialsUnitOfWork | None = None,
+) -> IssuanceService:
+    """An issuance service like the stack's, writing through `uow` (a gate, an observer), reading through `reads`."""
     return IssuanceService(
         uow,
         clock=stack.clock,
@@ -76,7 +83,7 @@ def issuance_on(stack: Stack, uow: CredentialsUnitOfWork, database: SqlDatabase,
         issuer=ISSUER,
         limits=Limits(),
         fingerprint=fingerprint,
-        reads=database.reading,
+        reads=reads or database.reading,
     )
 
 

@@ -1,0 +1,77 @@
+"""Issuance on an event loop never reads the store on the loop: a decision that needs a row not kept runs in a thread."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+
+from collections.abc import Iterator
+
+from tests.unit.core.credentials.conftest import ISSUER, Stack, declaration, workload
+from tests.unit.core.credentials.test_group_commit import issuance_on
+
+from remit.adapters.sql.engine import SqlDatabase, SqlTransaction
+from remit.core.credentials.issuance import IssuanceService
+from remit.core.ids import SequentialIdFactory
+
+
+def _observed(stack: Stack, database: SqlDatabase, ids: SequentialIdFactory) -> tuple[IssuanceService, list[int]]:
+    """An issuance service whose store reads note the thread they run on."""
+    readers: list[int] = []
+
+    @contextlib.contextmanager
+    def reads() -> Iterator[SqlTransaction]:
+        readers.append(threading.get_ident())
+        with database.reading() as tx:
+            yield tx
+
+    return issuance_on(stack, database.transaction, database, ids, reads=reads), readers
+
+
+def _on_a_loop(issuance: IssuanceService, **overrides: object) -> int:
+    """Start a task from an event loop; the loop's thread id."""
+
+    async def start() -> int:
+        await issuance.start_task_async(workload(), declaration(**overrides))
+        return threading.get_ident()
+
+    return asyncio.run(start())
+
+
+def test_rows_not_kept_are_read_in_a_worker_thread(
+    stack: Stack, database: SqlDatabase, ids: SequentialIdFactory
+) -> None:
+    """The first issuance (nothing kept) reads the store off the loop; the next, on kept rows, reads nothing."""
+    issuance, readers = _observed(stack, database, ids)
+
+    loop = _on_a_loop(issuance)
+    first = list(readers)
+    _on_a_loop(issuance)
+
+    assert first
+    assert loop not in first
+    assert readers == first  # the second decided on kept rows alone
+
+
+def test_a_parent_task_is_read_in_a_worker_thread(
+    stack: Stack, database: SqlDatabase, ids: SequentialIdFactory
+) -> None:
+    """A delegated start always reads its parent task (never kept): off the loop, and the child starts."""
+    issuance, readers = _observed(stack, database, ids)
+    parent, _ = issuance.start_task(workload(), declaration())
+    delegation = issuance.reissue(workload(), parent.id, audience=ISSUER)
+    _on_a_loop(issuance)  # every registry row is kept now
+    readers.clear()
+
+    async def child() -> tuple[int, str | None]:
+        task, _ = await issuance.start_task_async(
+            workload("agents/helper-bot"), declaration(parent_token=delegation.token)
+        )
+        return threading.get_ident(), task.parent_id
+
+    loop, parent_id = asyncio.run(child())
+
+    assert parent_id == parent.id
+    assert readers
+    assert loop not in readers
