@@ -51,6 +51,7 @@ from remit.settings import (
 )
 
 ISSUER = "https://remit.test"
+TASKS_URL = f"{ISSUER}/v1/tasks"  # what a DPoP proof for POST /v1/tasks names as `htu`
 TRUST_DOMAIN = "acme.example"
 BOT = f"spiffe://{TRUST_DOMAIN}/agents/invoice-bot"
 HELPER = f"spiffe://{TRUST_DOMAIN}/agents/helper-bot"
@@ -366,15 +367,21 @@ def _dpop_proof(key: ECKey, method: str, url: str, access_token: str | None = No
     return sign({"alg": "ES256", "typ": "dpop+jwt", "jwk": jwk}, claims, key)
 
 
+def _start_bound(client: httpx.Client, workloads: Workloads, holder: ECKey) -> dict[str, Any]:
+    """Start a task with a DPoP proof from `holder` at issuance: its credential is bound to that key."""
+    response = client.post(
+        "/v1/tasks", json=_declaration(workloads.svid()), headers={"DPoP": _dpop_proof(holder, "POST", TASKS_URL)}
+    )
+    assert response.status_code == 201, response.text
+    started: dict[str, Any] = response.json()
+    return started
+
+
 def test_dpop_bound_credential_needs_a_proof_from_its_key(agent_server: LiveServer, workloads: Workloads) -> None:
     """A proof at issuance binds the credential (cnf.jkt); using it without a proof, or with another key, fails (C11)."""
     holder = ec_key()
     with agent_server.client(authenticated=False) as client:
-        started = client.post(
-            "/v1/tasks",
-            json=_declaration(workloads.svid()),
-            headers={"DPoP": _dpop_proof(holder, "POST", f"{ISSUER}/v1/tasks")},
-        ).json()
+        started = _start_bound(client, workloads, holder)
         token, task_id = started["credential"]["access_token"], started["task"]["id"]
         end_url = f"{ISSUER}/v1/tasks/{task_id}/end"
         without = client.post(
@@ -401,23 +408,20 @@ def test_a_dpop_bound_delegation_credential_needs_a_proof_from_its_key(
 ) -> None:
     """A bound delegation credential starts a child task only with a proof from its key in the same request."""
     holder = ec_key()
-    tasks_url = f"{ISSUER}/v1/tasks"
     with agent_server.client(authenticated=False) as client:
-        parent = client.post(
-            "/v1/tasks", json=_declaration(workloads.svid()), headers={"DPoP": _dpop_proof(holder, "POST", tasks_url)}
-        ).json()["task"]["id"]
+        parent = _start_bound(client, workloads, holder)["task"]["id"]
         delegation = client.post(
             f"/v1/tasks/{parent}/credentials",
             json={"evidence": {"kind": "jwt_svid", "token": workloads.svid()}, "audience": ISSUER},
-            headers={"DPoP": _dpop_proof(holder, "POST", f"{tasks_url}/{parent}/credentials")},
+            headers={"DPoP": _dpop_proof(holder, "POST", f"{TASKS_URL}/{parent}/credentials")},
         ).json()
 
         def child() -> dict[str, Any]:
             return _declaration(workloads.svid(HELPER), parent_token=delegation["access_token"])
 
         alone = client.post("/v1/tasks", json=child())
-        thief = client.post("/v1/tasks", json=child(), headers={"DPoP": _dpop_proof(ec_key(), "POST", tasks_url)})
-        holder_child = client.post("/v1/tasks", json=child(), headers={"DPoP": _dpop_proof(holder, "POST", tasks_url)})
+        thief = client.post("/v1/tasks", json=child(), headers={"DPoP": _dpop_proof(ec_key(), "POST", TASKS_URL)})
+        holder_child = client.post("/v1/tasks", json=child(), headers={"DPoP": _dpop_proof(holder, "POST", TASKS_URL)})
 
     assert delegation["token_type"] == "DPoP"
     assert (alone.status_code, alone.json()["code"]) == (401, "credential_invalid")
@@ -429,25 +433,31 @@ def test_a_dpop_bound_delegation_credential_needs_a_proof_from_its_key(
 def test_a_bound_task_is_reissued_only_with_a_proof_from_its_key(
     agent_server: LiveServer, workloads: Workloads
 ) -> None:
-    """ADR 0016: fresh evidence without the task's key re-issues nothing for its audience; the holder's proof does."""
+    """ADR 0016: the agent's fresh evidence re-issues for a bound task only with a fresh proof from the task's key.
+
+    No proof, another key's proof, the holder's proof replayed, or the holder's proof made for another URL: 401.
+    """
     holder = ec_key()
-    tasks_url = f"{ISSUER}/v1/tasks"
     with agent_server.client(authenticated=False) as client:
-        task_id = client.post(
-            "/v1/tasks", json=_declaration(workloads.svid()), headers={"DPoP": _dpop_proof(holder, "POST", tasks_url)}
-        ).json()["task"]["id"]
+        task_id = _start_bound(client, workloads, holder)["task"]["id"]
         path = f"/v1/tasks/{task_id}/credentials"
 
-        def reissue(key: ECKey | None) -> httpx.Response:
-            headers = {"DPoP": _dpop_proof(key, "POST", f"{ISSUER}{path}")} if key else {}
+        def reissue(proof: str | None) -> httpx.Response:
+            headers = {"DPoP": proof} if proof else {}
             return client.post(
                 path, json={"evidence": {"kind": "jwt_svid", "token": workloads.svid()}}, headers=headers
             )
 
-        alone, thief, again = reissue(None), reissue(ec_key()), reissue(holder)
+        holders = _dpop_proof(holder, "POST", f"{ISSUER}{path}")
+        refused = [
+            reissue(None),
+            reissue(_dpop_proof(ec_key(), "POST", f"{ISSUER}{path}")),
+            reissue(_dpop_proof(holder, "POST", TASKS_URL)),
+        ]
+        again = reissue(holders)
+        replayed = reissue(holders)
 
-    assert (alone.status_code, alone.json()["code"]) == (401, "credential_invalid")
-    assert (thief.status_code, thief.json()["code"]) == (401, "credential_invalid")
+    assert [(r.status_code, r.json()["code"]) for r in [*refused, replayed]] == [(401, "credential_invalid")] * 4
     assert again.status_code == 201, again.text
     assert again.json()["token_type"] == "DPoP"
 
@@ -458,11 +468,7 @@ def test_introspection_reports_a_live_dpop_bound_credential_with_its_key(
     """RFC 7662 + RFC 9449 §6.2: introspection says active and returns cnf.jkt for the resource server to check."""
     holder = ec_key()
     with agent_server.client(authenticated=False) as client:
-        started = client.post(
-            "/v1/tasks",
-            json=_declaration(workloads.svid()),
-            headers={"DPoP": _dpop_proof(holder, "POST", f"{ISSUER}/v1/tasks")},
-        ).json()
+        started = _start_bound(client, workloads, holder)
     with agent_server.client() as operator:
         introspection = operator.post(
             "/oauth2/introspect", data={"token": started["credential"]["access_token"]}

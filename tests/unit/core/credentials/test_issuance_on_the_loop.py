@@ -14,6 +14,9 @@ from tests.unit.core.credentials.test_group_commit import issuance_on
 from remit.adapters.sql.engine import SqlDatabase, SqlTransaction
 from remit.core.credentials.issuance import IssuanceService
 from remit.core.ids import SequentialIdFactory
+from remit.core.tasks.models import Task
+
+HELPER = "agents/helper-bot"
 
 
 def _observed(stack: Stack, database: SqlDatabase, ids: SequentialIdFactory) -> tuple[IssuanceService, list[int]]:
@@ -29,12 +32,12 @@ def _observed(stack: Stack, database: SqlDatabase, ids: SequentialIdFactory) -> 
     return issuance_on(stack, database.transaction, database, ids, reads=reads), readers
 
 
-def _on_a_loop(issuance: IssuanceService, **overrides: object) -> int:
-    """Start a task from an event loop; the loop's thread id."""
+def _on_a_loop(issuance: IssuanceService, agent: str = "agents/invoice-bot", **overrides: object) -> tuple[int, Task]:
+    """Start a task for `agent` from an event loop: the loop's thread id and the task."""
 
-    async def start() -> int:
-        await issuance.start_task_async(workload(), declaration(**overrides))
-        return threading.get_ident()
+    async def start() -> tuple[int, Task]:
+        task, _ = await issuance.start_task_async(workload(agent), declaration(**overrides))
+        return threading.get_ident(), task
 
     return asyncio.run(start())
 
@@ -45,7 +48,7 @@ def test_rows_not_kept_are_read_in_a_worker_thread(
     """The first issuance (nothing kept) reads the store off the loop; the next, on kept rows, reads nothing."""
     issuance, readers = _observed(stack, database, ids)
 
-    loop = _on_a_loop(issuance)
+    loop, _ = _on_a_loop(issuance)
     first = list(readers)
     _on_a_loop(issuance)
 
@@ -57,21 +60,15 @@ def test_rows_not_kept_are_read_in_a_worker_thread(
 def test_a_parent_task_is_read_in_a_worker_thread(
     stack: Stack, database: SqlDatabase, ids: SequentialIdFactory
 ) -> None:
-    """A delegated start always reads its parent task (never kept): off the loop, and the child starts."""
+    """A delegated start reads its parent task (never kept) off the loop, even with every registry row kept."""
     issuance, readers = _observed(stack, database, ids)
     parent, _ = issuance.start_task(workload(), declaration())
     delegation = issuance.reissue(workload(), parent.id, audience=ISSUER)
-    _on_a_loop(issuance)  # every registry row is kept now
+    _on_a_loop(issuance, HELPER)  # the child agent's rows are kept now, as the parent's are
     readers.clear()
 
-    async def child() -> tuple[int, str | None]:
-        task, _ = await issuance.start_task_async(
-            workload("agents/helper-bot"), declaration(parent_token=delegation.token)
-        )
-        return threading.get_ident(), task.parent_id
+    loop, child = _on_a_loop(issuance, HELPER, parent_token=delegation.token)
 
-    loop, parent_id = asyncio.run(child())
-
-    assert parent_id == parent.id
+    assert child.parent_id == parent.id
     assert readers
     assert loop not in readers
