@@ -146,6 +146,7 @@ ATTACKS: dict[str, tuple[Callable[[World], Evidence], str]] = {
     "SVID HS256 keyed with the bundle key": (_hs256_with_bundle_key, "alg_not_allowed"),
     "SVID with a jku header": (lambda w: w.svid(header={"jku": "https://evil.example/keys"}), "forbidden_header"),
     "SVID with typ at+jwt": (lambda w: w.svid(header={"typ": "at+jwt"}), "wrong_typ"),
+    "SVID with typ a list": (lambda w: w.svid(header={"typ": ["JWT"]}), "wrong_typ"),
     "SVID whose sub is not a SPIFFE ID": (lambda w: w.svid(sub="https://acme.example/bot"), "bad_spiffe_id"),
     "SVID whose sub is a trust domain only": (lambda w: w.svid(sub="spiffe://acme.example"), "bad_spiffe_id"),
     "SVID living 1 day": (lambda w: w.svid(exp=int(w.clock.now().timestamp()) + 86_400), "lifetime_too_long"),

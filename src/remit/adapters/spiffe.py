@@ -203,7 +203,7 @@ class JwtSvidAttestor:
         header, claims = jws.header, jws.payload
         if not _ALLOWED_HEADERS.issuperset(header):
             raise _fail("forbidden_header")
-        if "typ" in header and header["typ"] not in _ALLOWED_TYP:
+        if "typ" in header and (not isinstance(header["typ"], str) or header["typ"] not in _ALLOWED_TYP):
             raise _fail("wrong_typ")
         if jws.alg not in self._algorithms:
             raise _fail("alg_not_allowed")
