@@ -30,6 +30,7 @@ from remit.adapters.sql.migrate import upgrade as upgrade_schema
 from remit.adapters.sql.notify import POLICIES, REVOCATIONS, ChangeListener
 from remit.adapters.sql.revocation_feed import RevocationFeed
 from remit.adapters.webhooks import Webhook, WebhookNotifier, sql_recorder
+from remit.adapters.x509_svid import X509SvidAttestor
 from remit.core.approvals.models import OperatorAccount, OperatorRole
 from remit.core.approvals.ports import NoNotifier, Notifier
 from remit.core.approvals.rules import ApprovalRule, ApprovalRules, Window
@@ -368,13 +369,13 @@ def _attestors(settings: Settings, clock: Clock) -> list[Attestor]:
     attestation = settings.attestation
     attestors: list[Attestor] = []
     if attestation.spiffe_bundles:
-        attestors.append(
-            JwtSvidAttestor(
-                [BundleSource(trust_domain=b.trust_domain, location=b.bundle) for b in attestation.spiffe_bundles],
-                audience=settings.evidence_audience,
-                clock=clock,
-            )
+        jwt_svids = JwtSvidAttestor(
+            [BundleSource(trust_domain=b.trust_domain, location=b.bundle) for b in attestation.spiffe_bundles],
+            audience=settings.evidence_audience,
+            clock=clock,
         )
+        # X.509-SVID assertions chain to the same bundles' `x509-svid` authorities: one cache, one refresh.
+        attestors += [jwt_svids, X509SvidAttestor(jwt_svids.bundles, audience=settings.evidence_audience)]
     if attestation.oidc_issuers:
         attestors.append(
             OidcAttestor(

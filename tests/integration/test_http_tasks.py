@@ -29,7 +29,7 @@ from authlib.integrations.requests_client import OAuth2Session
 from joserfc.jwk import ECKey
 from pydantic import SecretStr
 from tests.integration.conftest import LiveServer, running
-from tests.unit.core.attestation.minting import ec_key, public_jwk, sign, write_json
+from tests.unit.core.attestation.minting import SpiffeCa, ec_key, public_jwk, sign, write_json
 
 from remit.bootstrap import upgrade_database
 from remit.core.clock import SystemClock
@@ -60,10 +60,16 @@ JWT_TYPE = "urn:ietf:params:oauth:token-type:jwt"
 
 
 class Workloads:
-    """A stand-in SPIFFE trust domain: mints JWT-SVIDs for Remit's audience."""
+    """A stand-in SPIFFE trust domain: mints JWT-SVIDs for Remit's audience, and X.509-SVIDs when it has a CA."""
 
-    def __init__(self, key: ECKey) -> None:
+    def __init__(self, key: ECKey, ca: SpiffeCa | None = None) -> None:
         self.key = key
+        self.ca = ca
+
+    def bundle(self) -> dict[str, Any]:
+        """The trust domain's SPIFFE bundle: the JWT authority, and the X.509 authority when there is a CA."""
+        keys = [public_jwk(self.key, use="jwt-svid", kid="td-1")]
+        return {"keys": keys + ([self.ca.bundle_entry()] if self.ca is not None else [])}
 
     def svid(self, spiffe_id: str = BOT, *, audience: str = ISSUER, lifetime: int = 300, jti: str | None = None) -> str:
         now = int(SystemClock().now().timestamp())
@@ -99,7 +105,7 @@ def organisation_server(
     sock: socket.socket | None = None,
 ) -> Iterator[LiveServer]:
     """A live server (issuer ISSUER) trusting the test trust domain, with an owner, a workflow and two agents."""
-    bundle = write_json(tmp_path / "bundle.json", {"keys": [public_jwk(workloads.key, use="jwt-svid", kid="td-1")]})
+    bundle = write_json(tmp_path / "bundle.json", workloads.bundle())
     token = "remit_op_test_" + secrets.token_urlsafe(24)
     settings = Settings(
         home=tmp_path,

@@ -12,12 +12,13 @@ import pytest
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.unit.core.attestation.minting import ec_key, public_jwk, write_json
+from tests.unit.core.attestation.minting import SpiffeCa, ec_key, public_jwk, write_json, x5c
 
 from remit.adapters.jose import AccessTokenVerifier, DpopVerifier, MemoryReplayGuard, parse_compact
 from remit.adapters.keys import KeyRing
 from remit.adapters.oidc import OidcAttestor, OidcIssuer
 from remit.adapters.spiffe import BundleSource, JwtSvidAttestor
+from remit.adapters.x509_svid import X509SvidAttestor
 from remit.core.attestation.models import Evidence, EvidenceKind
 from remit.errors import AttestationFailed, CredentialExpired, CredentialInvalid
 from remit.testing import FrozenClock
@@ -102,3 +103,49 @@ def test_attestors_raise_only_attestation_failed(attestors: tuple[JwtSvidAttesto
         svids.attest(Evidence(EvidenceKind.JWT_SVID, token), now=clock.now())
     with pytest.raises(AttestationFailed):
         oidc.attest(Evidence(EvidenceKind.OIDC, token), now=clock.now())
+
+
+@pytest.fixture(scope="module")
+def x509_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[X509SvidAttestor, list[str]]:
+    """An X.509-SVID attestor trusting one CA, and the DER (base64) of a real leaf and of that CA."""
+    clock = FrozenClock()
+    ca = SpiffeCa("acme.example", now=clock.now())
+    bundle = write_json(tmp_path_factory.mktemp("x509") / "bundle.json", {"keys": [ca.bundle_entry()]})
+    bundles = JwtSvidAttestor([BundleSource("acme.example", str(bundle))], audience="remit", clock=clock).bundles
+    leaf, _ = ca.issue("spiffe://acme.example/bot")
+    return X509SvidAttestor(bundles, audience="remit"), x5c([leaf, ca.certificate])
+
+
+x5c_values = st.one_of(
+    json_values,
+    st.lists(st.binary(max_size=64).map(lambda b: base64.b64encode(b).decode()), max_size=6),
+    st.lists(st.text(max_size=30), max_size=3),
+)
+
+
+@given(
+    alg=st.sampled_from(["ES256", "RS256", "PS256", "EdDSA", "none", "HS256"]) | st.text(max_size=8),
+    chain=x5c_values,
+    real=st.integers(min_value=0, max_value=3),
+    extra=st.dictionaries(st.sampled_from(["typ", "kid", "jwk", "crit", "x5u"]), json_values, max_size=2),
+    claims=json_values,
+    signature=st.binary(max_size=80),
+)
+@settings(suppress_health_check=FIXTURES, max_examples=300)
+def test_the_x509_svid_attestor_raises_only_attestation_failed(  # noqa: PLR0917 - one strategy per header part
+    x509_world: tuple[X509SvidAttestor, list[str]],
+    alg: str,
+    chain: object,
+    real: int,
+    extra: dict[str, object],
+    claims: object,
+    signature: bytes,
+) -> None:
+    """Headers with junk, real or mixed `x5c` chains and arbitrary claims are refused with AttestationFailed."""
+    attestor, certificates = x509_world
+    if real and isinstance(chain, list):
+        chain = certificates[: real % 3] + chain  # a real leaf (and CA) ahead of junk reaches the later checks
+    header = {**extra, "alg": alg, "x5c": chain}
+    token = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}.{_b64(signature)}"
+    with pytest.raises(AttestationFailed):
+        attestor.attest(Evidence(EvidenceKind.X509_SVID, token), now=FrozenClock().now())

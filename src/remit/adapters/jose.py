@@ -53,7 +53,7 @@ import httpx
 import msgspec
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 from joserfc.jws import JWSRegistry
@@ -85,6 +85,7 @@ __all__ = [
     "check_audience",
     "check_times",
     "import_public_jwk",
+    "import_public_key",
     "normalize_htu",
     "parse_compact",
     "verify_signature",
@@ -279,6 +280,36 @@ def import_public_jwk(jwk: Mapping[str, Any]) -> VerificationKey:
         kty=str(kty),
         crv=crv if isinstance(crv, str) else None,
         thumbprint=thumbprint,
+        key=key,
+    )
+
+
+def import_public_key(public_key: object) -> VerificationKey:
+    """A certificate's public key (EC P-256/384/521, Ed25519, RSA ≥ 2048 bits) as a VerificationKey without `kid`.
+
+    Other key types are CredentialInvalid `unsupported_key_type`; a short RSA key is `weak_key`.
+    """
+    key: _JoseKey
+    match public_key:
+        case ec.EllipticCurvePublicKey() if isinstance(public_key.curve, ec.SECP256R1 | ec.SECP384R1 | ec.SECP521R1):
+            key = ECKey.import_key(public_key)
+        case ed25519.Ed25519PublicKey():
+            key = OKPKey.import_key(public_key)
+        case rsa.RSAPublicKey():
+            if public_key.key_size < _MIN_RSA_BITS:
+                raise _invalid("weak_key")
+            key = RSAKey.import_key(public_key)
+        case _:
+            raise _invalid("unsupported_key_type")
+    jwk = key.as_dict(private=False)
+    crv = jwk.get("crv")
+    return VerificationKey(
+        kid=None,
+        use=None,
+        alg=None,
+        kty=str(jwk["kty"]),
+        crv=crv if isinstance(crv, str) else None,
+        thumbprint=jwk_thumbprint(jwk),
         key=key,
     )
 

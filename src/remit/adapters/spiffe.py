@@ -6,7 +6,9 @@ Set format). What is enforced:
 * Bundles: a JWK Set per trust domain, loaded from a file or an https URL, cached and refreshed after
   `spiffe_refresh_hint` seconds when present (clamped to [min_refresh, max_refresh]), else after
   `default_refresh` (5 minutes, the spec's guidance). Only entries with `use: "jwt-svid"` and a `kid` are JWT
-  authorities; entries with another or no `use`, or an unknown `kty`, are ignored as the spec requires. A bundle
+  authorities; entries with another or no `use`, or an unknown `kty`, are ignored as the spec requires. Entries with
+  `use: "x509-svid"` and exactly one DER certificate in `x5c` are the X.509 authorities that X.509-SVID evidence
+  chains to (`adapters/x509_svid.py`); both attestors read the same cached bundles. A bundle
   whose `keys` array is empty means the trust domain revoked its keys: every SVID from it is refused.
 * Header: compact serialization only; only `alg`, `kid` and `typ`; `typ`, if present, is `JWT` or `JOSE`; `alg`
   in the allow-list (RS/ES/PS 256/384/512 as the JWT-SVID spec permits; never `none` or HMAC; EdDSA is not in the
@@ -28,13 +30,17 @@ runs it at once.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Final
 
 import httpx
+
+from cryptography import x509
 
 from remit.adapters.jose import (
     DEFAULT_LEEWAY,
@@ -63,6 +69,7 @@ __all__ = [
 JWT_SVID_ALGORITHMS: Final = ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512")
 DEFAULT_BUNDLE_REFRESH: Final = dt.timedelta(minutes=5)
 _JWT_SVID_USE: Final = "jwt-svid"
+_X509_SVID_USE: Final = "x509-svid"
 _ALLOWED_HEADERS: Final = frozenset({"alg", "kid", "typ"})
 _ALLOWED_TYP: Final = frozenset({"JWT", "JOSE"})
 
@@ -81,7 +88,7 @@ class BundleSource:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TrustBundle:
-    """The JWT authorities of one trust domain, parsed from a SPIFFE bundle (a JWK Set)."""
+    """The JWT and X.509 authorities of one trust domain, parsed from a SPIFFE bundle (a JWK Set)."""
 
     trust_domain: str
     jwt_authorities: Mapping[str, VerificationKey]
@@ -89,6 +96,7 @@ class TrustBundle:
     is_revoked: bool
     sequence: int | None = None
     refresh_hint: dt.timedelta | None = None
+    x509_authorities: tuple[x509.Certificate, ...] = ()
 
 
 def parse_bundle(trust_domain: str, document: Mapping[str, Any]) -> TrustBundle:
@@ -98,11 +106,16 @@ def parse_bundle(trust_domain: str, document: Mapping[str, Any]) -> TrustBundle:
         msg = "a SPIFFE bundle needs a keys array"
         raise TypeError(msg)
     authorities: dict[str, VerificationKey] = {}
+    certificates: list[x509.Certificate] = []
     other_use: set[str] = set()
     for entry in entries:
         if not isinstance(entry, dict):
             continue
         kid = entry.get("kid")
+        if entry.get("use") == _X509_SVID_USE:
+            certificate = _x509_authority(entry)
+            if certificate is not None:
+                certificates.append(certificate)
         if entry.get("use") != _JWT_SVID_USE:
             # §4.2.1: an entry with an unknown or missing `use` is ignored.
             if isinstance(kid, str):
@@ -121,11 +134,23 @@ def parse_bundle(trust_domain: str, document: Mapping[str, Any]) -> TrustBundle:
         jwt_authorities=authorities,
         other_use_kids=frozenset(other_use - set(authorities)),
         is_revoked=not entries,
+        x509_authorities=tuple(certificates),
         sequence=sequence if isinstance(sequence, int) and not isinstance(sequence, bool) else None,
         refresh_hint=(
             dt.timedelta(seconds=hint) if isinstance(hint, int) and not isinstance(hint, bool) and hint > 0 else None
         ),
     )
+
+
+def _x509_authority(entry: Mapping[str, Any]) -> x509.Certificate | None:
+    """The CA certificate of an `x509-svid` entry (`x5c`: exactly one, base64 DER); a malformed entry is ignored."""
+    chain = entry.get("x5c")
+    if not isinstance(chain, list) or len(chain) != 1 or not isinstance(chain[0], str):
+        return None
+    try:
+        return x509.load_der_x509_certificate(base64.b64decode(chain[0], validate=True))
+    except ValueError:
+        return None
 
 
 class JwtSvidAttestor:
@@ -186,6 +211,11 @@ class JwtSvidAttestor:
     @property
     def trust_domains(self) -> frozenset[str]:
         return frozenset(self._bundles)
+
+    @property
+    def bundles(self) -> Mapping[str, KeySetCache[TrustBundle]]:
+        """The cached bundle of each trust domain, for the X.509-SVID attestor to share (one fetch, one refresh)."""
+        return MappingProxyType(self._bundles)
 
     def attest(self, evidence: Evidence, *, now: dt.datetime) -> WorkloadIdentity:
         identity, check = self.attest_deferred(evidence, now=now)

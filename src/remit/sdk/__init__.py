@@ -2,18 +2,29 @@
 
 from remit.sdk.client import DEFAULT_SERVER, RemitClient, paginate
 from remit.sdk.dpop import DPOP_EXTRA, DpopKey
-from remit.sdk.evidence import EvidenceSource, JwtSvidFile, OidcTokenFile, SpiffeWorkloadApi
+from remit.sdk.evidence import (
+    EvidenceSource,
+    JwtSvidFile,
+    OidcTokenFile,
+    SpiffeWorkloadApi,
+    SpiffeX509WorkloadApi,
+    X509SvidFiles,
+)
 from remit.sdk.task import TaskSession
+from remit.sdk.x509_svid import X509_EXTRA
 
 __all__ = [
     "DEFAULT_SERVER",
     "DPOP_EXTRA",
+    "X509_EXTRA",
     "DpopKey",
     "EvidenceSource",
     "JwtSvidFile",
     "OidcTokenFile",
     "RemitClient",
     "SpiffeWorkloadApi",
+    "SpiffeX509WorkloadApi",
     "TaskSession",
+    "X509SvidFiles",
     "paginate",
 ]

@@ -1,7 +1,11 @@
-"""Where an agent's workload evidence comes from: a JWT-SVID file, an OIDC token file, or the SPIFFE Workload API.
+"""Where an agent's workload evidence comes from: files, or the SPIFFE Workload API.
 
-Evidence is fetched fresh for every issuance: files are re-read (SPIRE helpers and Kubernetes rotate them)
-and the Workload API is asked each time, so a replayed or expired token is never reused by accident.
+Sources: a JWT-SVID file, an OIDC token file, an X.509-SVID in PEM files, and JWT- or X.509-SVIDs from
+the SPIFFE Workload API.
+
+Evidence is fetched fresh for every issuance: files are re-read (SPIRE helpers and Kubernetes rotate
+them) and the Workload API is asked each time, so a replayed or expired token is never reused by
+accident. An X.509-SVID is sent as a new assertion each time, signed with the SVID's key (ADR 0017).
 """
 
 from __future__ import annotations
@@ -10,11 +14,20 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from remit.errors import InvalidRequest, Unavailable
+from remit.sdk.x509_svid import require_cryptography, x509_svid_assertion
 from remit.wire.tasks import EvidenceIn
 
-__all__ = ["EvidenceSource", "JwtSvidFile", "OidcTokenFile", "SpiffeWorkloadApi"]
+__all__ = [
+    "EvidenceSource",
+    "JwtSvidFile",
+    "OidcTokenFile",
+    "SpiffeWorkloadApi",
+    "SpiffeX509WorkloadApi",
+    "X509SvidFiles",
+]
 
 MAX_TOKEN_BYTES = 16_384
+MAX_PEM_BYTES = 65_536
 
 
 class EvidenceSource(Protocol):
@@ -75,3 +88,67 @@ class SpiffeWorkloadApi:
             msg = f"the SPIFFE Workload API did not give a JWT-SVID ({type(exc).__name__})"
             raise Unavailable(msg) from exc
         return EvidenceIn(kind="jwt_svid", token=str(svid.token))
+
+
+class X509SvidFiles:
+    """An X.509-SVID in PEM files (SPIRE's `api fetch x509 -write`, a sidecar): chain and key, re-read each time.
+
+    `certificates` holds the leaf first, then any intermediates; `key` the SVID's private key (PKCS#8 or
+    traditional PEM, unencrypted, as SPIRE writes it). `audience` is Remit's evidence audience (its issuer URL
+    unless configured otherwise).
+    """
+
+    def __init__(self, certificates: Path | str, key: Path | str, *, audience: str) -> None:
+        self._certificates = Path(certificates)
+        self._key = Path(key)
+        self._audience = audience
+
+    def evidence(self) -> EvidenceIn:
+        require_cryptography()
+        from cryptography import x509  # noqa: PLC0415 - optional dependency
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key  # noqa: PLC0415
+
+        chain_pem, key_pem = self._read(self._certificates), self._read(self._key)
+        try:
+            chain = x509.load_pem_x509_certificates(chain_pem)
+            key = load_pem_private_key(key_pem, password=None)
+        except (ValueError, TypeError) as exc:
+            msg = f"{self._certificates} and {self._key} do not hold an X.509-SVID and its key ({type(exc).__name__})"
+            raise InvalidRequest(msg, field="evidence") from None
+        return EvidenceIn(kind="x509_svid", token=x509_svid_assertion(chain, key, audience=self._audience))
+
+    @staticmethod
+    def _read(path: Path) -> bytes:
+        try:
+            data = path.read_bytes()[: MAX_PEM_BYTES + 1]
+        except OSError as exc:
+            msg = f"cannot read the X.509-SVID from {path} ({type(exc).__name__})"
+            raise Unavailable(msg) from exc
+        if len(data) > MAX_PEM_BYTES:
+            msg = f"{path} is too large for an X.509-SVID"
+            raise InvalidRequest(msg, field="evidence")
+        return data
+
+
+class SpiffeX509WorkloadApi:
+    """X.509-SVIDs from the SPIFFE Workload API, through the optional `spiffe` package, sent as assertions."""
+
+    def __init__(self, audience: str, *, socket_path: str | None = None) -> None:
+        self._audience = audience
+        self._socket_path = socket_path
+
+    def evidence(self) -> EvidenceIn:
+        try:
+            from spiffe import WorkloadApiClient  # noqa: PLC0415 - optional
+        except ImportError as exc:
+            msg = "the SPIFFE Workload API needs the `spiffe` package (pip install spiffe)"
+            raise Unavailable(msg) from exc
+        try:
+            client: Any = WorkloadApiClient(self._socket_path) if self._socket_path else WorkloadApiClient()
+            with client:
+                svid = client.fetch_x509_svid()
+        except Exception as exc:
+            msg = f"the SPIFFE Workload API did not give an X.509-SVID ({type(exc).__name__})"
+            raise Unavailable(msg) from exc
+        token = x509_svid_assertion(list(svid.cert_chain), svid.private_key, audience=self._audience)
+        return EvidenceIn(kind="x509_svid", token=token)

@@ -34,9 +34,9 @@ class _In(BaseModel):
 
 
 class EvidenceIn(_In):
-    """Workload evidence: a JWT-SVID or an OIDC workload token. Never logged."""
+    """Workload evidence: a JWT-SVID, an X.509-SVID assertion or an OIDC workload token. Never logged."""
 
-    kind: Literal["jwt_svid", "oidc"]
+    kind: Literal["jwt_svid", "x509_svid", "oidc"]
     token: str = Field(min_length=1, max_length=16_384)
 
 

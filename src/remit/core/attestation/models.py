@@ -1,4 +1,4 @@
-"""Attestation evidence and the verified workload identity it yields (SPIFFE JWT-SVID, OIDC workload tokens).
+"""Attestation evidence and the verified workload identity it yields (SPIFFE JWT-SVID and X.509-SVID, OIDC tokens).
 
 The identity's `binding_key` uses the same canonical form as `WorkloadBinding.key` in the registry
 (`spiffe://<trust domain>/<path>` or `oidc:<issuer>#<subject>`), so finding the agent is one exact lookup.
@@ -28,6 +28,7 @@ class EvidenceKind(StrEnum):
     """The kinds of workload evidence Remit accepts; one attestor per kind."""
 
     JWT_SVID = "jwt_svid"
+    X509_SVID = "x509_svid"  # a JWT assertion signed with the X.509-SVID's key, the SVID chain in `x5c` (ADR 0017)
     OIDC = "oidc"
 
 
@@ -44,7 +45,7 @@ class Evidence:
         try:
             parsed_kind = EvidenceKind(kind)
         except ValueError:
-            raise InvalidRequest("evidence kind must be jwt_svid or oidc", field="evidence.kind") from None
+            raise InvalidRequest("evidence kind must be jwt_svid, x509_svid or oidc", field="evidence.kind") from None
         if not token or len(token) > MAX_EVIDENCE_BYTES:
             raise InvalidRequest("evidence token is empty or too large", field="evidence.token")
         return cls(kind=parsed_kind, token=token)
@@ -98,9 +99,11 @@ class WorkloadIdentity:
         jti: str | None,
         issued_at: dt.datetime | None,
         expires_at: dt.datetime,
+        kind: EvidenceKind = EvidenceKind.JWT_SVID,
     ) -> WorkloadIdentity:
+        """A SPIFFE workload's identity, from a JWT-SVID or an X.509-SVID assertion (`kind`)."""
         return cls(
-            kind=EvidenceKind.JWT_SVID,
+            kind=kind,
             binding=WorkloadBinding(spiffe_id=spiffe_id),
             issuer=spiffe_id.trust_domain,
             subject=str(spiffe_id),

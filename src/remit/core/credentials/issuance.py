@@ -570,6 +570,8 @@ class IssuanceService:
                 "authorization_details": claims["authorization_details"],
                 "dpop_bound": dpop_jkt is not None,
                 "epoch": task.epoch,
+                # How the workload proved itself: which kind of evidence, vouched for by whom.
+                "evidence": {"kind": str(workload.kind), "issuer": workload.issuer},
             },
         )
         issued = IssuedCredential(

@@ -41,6 +41,16 @@ class AttestedWorkload(Protocol):
         """The evidence's single-use key, spent in the issuing transaction; None when it carries no `jti`."""
         ...
 
+    @property
+    def kind(self) -> str:
+        """The kind of evidence it was proven by (`jwt_svid`, `x509_svid`, `oidc`), for the audit record."""
+        ...
+
+    @property
+    def issuer(self) -> str:
+        """Who vouched for it: the SPIFFE trust domain, or the OIDC issuer URL."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class CredentialRecord:

@@ -10,6 +10,8 @@ tools and one `remit_task` detail with workflow, objective, duration and environ
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 
@@ -133,6 +135,20 @@ def _declaration(form: dict[str, str]) -> TaskDeclaration:
     )
 
 
+def _carries_x5c(token: str) -> bool:
+    """Whether a `jwt` subject token's JOSE header carries `x5c`: then it is an X.509-SVID assertion (ADR 0017).
+
+    A JWT-SVID never carries one (its attestor refuses the header). The header is only read here to route
+    the token; the attestor then parses and checks it strictly.
+    """
+    head = token.split(".", 1)[0]
+    try:
+        header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    except (ValueError, binascii.Error):
+        return False
+    return isinstance(header, dict) and "x5c" in header
+
+
 @post(
     "/oauth2/token",
     status_code=200,
@@ -157,7 +173,10 @@ def token(data: Form, remit: NamedDependency[Remit], request: Request[Any, Any, 
         requested = data.get("requested_token_type")
         if requested not in {None, "", ACCESS_TOKEN_TYPE}:
             raise InvalidRequest("only access tokens are issued", field="requested_token_type")
-        evidence = Evidence.parse(kind, _field(data, "subject_token") or "")
+        subject_token = _field(data, "subject_token") or ""
+        if kind == "jwt_svid" and _carries_x5c(subject_token):
+            kind = "x509_svid"
+        evidence = Evidence.parse(kind, subject_token)
         declaration = _declaration(data)
         identity = remit.attestation.verify(evidence)  # single use: spent by issuance
         task, issued = remit.issuance.start_task(

@@ -1,0 +1,250 @@
+"""Attestor for SPIFFE X.509-SVIDs, presented as a short JWT assertion signed with the SVID's own key (ADR 0017).
+
+A certificate is public, so holding one proves nothing: the workload proves it holds the X.509-SVID's
+private key by signing a fresh assertion with it, in the shape of an RFC 7523 client assertion, and sends
+the SVID chain in the JOSE `x5c` header (RFC 7515 §4.1.6):
+
+    header  {"alg": "ES256", "typ": "JWT", "x5c": [<leaf, base64 DER>, <intermediates>...]}
+    claims  {"iss": <SPIFFE ID>, "sub": <SPIFFE ID>, "aud": <Remit's evidence audience>,
+             "iat": ..., "exp": ..., "jti": <unique>}
+
+What is enforced, before anything else runs:
+
+* Header: compact serialization; only `alg`, `typ` and `x5c` (so never `kid`, `jku`, `x5u` or `jwk`: the key
+  is the leaf's and nothing else); `typ`, if present, `JWT` or `JOSE`; `alg` from the JWT-SVID list (never
+  `none` or HMAC) and fitting the leaf's key type; `x5c` one to `MAX_CHAIN` standard-base64 DER certificates.
+* Leaf (SPIFFE X.509-SVID §4, §5): exactly one URI SAN, a workload SPIFFE ID whose trust domain selects the
+  bundle; not a CA; key usage present with `digitalSignature` and without `keyCertSign` or `cRLSign`.
+* Claims: `iss` and `sub` both the leaf's SPIFFE ID; `aud` Remit's audience alone; `exp` and `iat` required,
+  `nbf`/`iat` with bounded skew; `exp` not after the leaf's `notAfter`; `jti` required (the assertion is the
+  workload's own, so it can always carry one: every X.509-SVID assertion is single use).
+* Trust: the trust domain's bundle has X.509 authorities (`use: x509-svid`), and the chain's top names one
+  of them as its issuer (the bundle is fetched again at once, rate-limited, when none does: a rotation).
+
+Left to the DeferredCheck (ADR 0015), because it costs signature checks: X.509 path validation of the chain
+to that trust domain's authorities only, at the attestation time, with cryptography's verifier (RFC 5280 and
+its CA/Browser-forum profile for the chain), then the assertion's signature with the leaf's key.
+
+Failures raise AttestationFailed with `details["reason"]`: the parser's (`malformed`, `oversized`,
+`duplicate_claim`, `unsupported_crit`), `forbidden_header`, `wrong_typ`, `alg_not_allowed`, `missing_x5c`,
+`bad_x5c`, `chain_too_long`, `bad_svid`, `svid_is_ca`, `bad_key_usage`, `unsupported_key_type`, `weak_key`,
+`alg_key_mismatch`, `subject_mismatch`, `unknown_trust_domain`, `bundle_revoked`, `no_x509_authorities`,
+`untrusted_chain`, `missing_aud`, `wrong_aud`, `missing_claim`, `bad_claim`, `missing_jti`, `expired`,
+`not_yet_valid`, `iat_in_future`, `outlives_svid`, `bad_signature`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+
+from collections.abc import Iterable, Mapping
+from typing import Final, TypeVar
+
+from cryptography import x509
+from cryptography.x509 import verification
+
+from remit.adapters.jose import (
+    DEFAULT_LEEWAY,
+    CompactJws,
+    KeySetCache,
+    VerificationKey,
+    check_audience,
+    check_times,
+    import_public_key,
+    parse_compact,
+    verify_signature,
+)
+from remit.adapters.spiffe import JWT_SVID_ALGORITHMS, TrustBundle
+from remit.core.attestation.models import MAX_EVIDENCE_BYTES, DeferredCheck, Evidence, EvidenceKind, WorkloadIdentity
+from remit.core.registry.models import SpiffeId
+from remit.errors import AttestationFailed, CredentialExpired, CredentialInvalid, InvalidRequest
+
+__all__ = ["MAX_CHAIN", "X509SvidAttestor"]
+
+# A SPIRE chain is the leaf and at most a couple of intermediates; anything longer is not an SVID chain.
+MAX_CHAIN: Final = 4
+_MAX_JTI: Final = 256
+_ALLOWED_HEADERS: Final = frozenset({"alg", "typ", "x5c"})
+_ALLOWED_TYP: Final = frozenset({"JWT", "JOSE"})
+
+_E = TypeVar("_E", bound=x509.ExtensionType)
+
+# The Web PKI profile of RFC 5280 for the chain, but with the authority key identifier optional: RFC 5280 asks
+# CAs for it, the SPIFFE X.509-SVID spec does not, and SPIFFE issuers other than SPIRE may leave it out.
+_CA_POLICY: Final = verification.ExtensionPolicy.webpki_defaults_ca().may_be_present(
+    x509.AuthorityKeyIdentifier, verification.Criticality.NON_CRITICAL, None
+)
+_EE_POLICY: Final = verification.ExtensionPolicy.webpki_defaults_ee().may_be_present(
+    x509.AuthorityKeyIdentifier, verification.Criticality.NON_CRITICAL, None
+)
+
+
+def _fail(reason: str) -> AttestationFailed:
+    return AttestationFailed(details={"reason": reason})
+
+
+class X509SvidAttestor:
+    """Verifies X.509-SVID assertions for Remit's audience against the trust domains' X.509 authorities."""
+
+    def __init__(
+        self,
+        bundles: Mapping[str, KeySetCache[TrustBundle]],
+        *,
+        audience: str,
+        algorithms: Iterable[str] = JWT_SVID_ALGORITHMS,
+        leeway: dt.timedelta = DEFAULT_LEEWAY,
+    ) -> None:
+        self._algorithms = frozenset(algorithms)
+        if not self._algorithms <= set(JWT_SVID_ALGORITHMS):
+            raise InvalidRequest("X.509-SVID assertion algorithms must come from the JWT-SVID list", field="algorithms")
+        if not audience:
+            raise InvalidRequest("an audience is required", field="audience")
+        self._bundles = bundles
+        self._audience = audience
+        self._leeway = leeway
+
+    @property
+    def kind(self) -> EvidenceKind:
+        return EvidenceKind.X509_SVID
+
+    def attest(self, evidence: Evidence, *, now: dt.datetime) -> WorkloadIdentity:
+        identity, check = self.attest_deferred(evidence, now=now)
+        check()
+        return identity
+
+    def attest_deferred(self, evidence: Evidence, *, now: dt.datetime) -> tuple[WorkloadIdentity, DeferredCheck]:
+        try:
+            return self._attest(evidence.token, now=now)
+        except (CredentialInvalid, CredentialExpired) as exc:
+            raise _fail(str(exc.details.get("reason", "invalid"))) from None
+
+    def _attest(self, token: str, *, now: dt.datetime) -> tuple[WorkloadIdentity, DeferredCheck]:
+        jws = parse_compact(token, max_bytes=MAX_EVIDENCE_BYTES)
+        claims = jws.payload
+        chain, key = self._header(jws)
+        leaf = chain[0]
+        spiffe_id = _workload_id(leaf)
+        if claims.get("iss") != str(spiffe_id) or claims.get("sub") != str(spiffe_id):
+            raise _fail("subject_mismatch")
+        source = self._bundles.get(spiffe_id.trust_domain)
+        if source is None:
+            raise _fail("unknown_trust_domain")
+        authorities = _authorities(source, chain[-1])
+        check_audience(claims, self._audience, single=True)
+        if claims.get("iat") is None:
+            raise _fail("missing_claim")
+        expires_at, issued_at = check_times(claims, now=now, leeway=self._leeway)
+        if expires_at > leaf.not_valid_after_utc:
+            raise _fail("outlives_svid")
+        jti = claims.get("jti")
+        if not isinstance(jti, str) or not jti or len(jti) > _MAX_JTI:
+            raise _fail("missing_jti")
+        identity = WorkloadIdentity.for_spiffe(
+            spiffe_id,
+            claims=claims,
+            jti=jti,
+            issued_at=issued_at,
+            expires_at=expires_at,
+            kind=EvidenceKind.X509_SVID,
+        )
+
+        def check() -> None:
+            _validate_path(chain, authorities, now)
+            if not verify_signature(jws, key):
+                raise _fail("bad_signature")
+
+        return identity, DeferredCheck(check)
+
+    def _header(self, jws: CompactJws) -> tuple[list[x509.Certificate], VerificationKey]:
+        """The header's checks: the chain it carries and the leaf's key, which must fit `alg`."""
+        header = jws.header
+        if not _ALLOWED_HEADERS.issuperset(header):
+            raise _fail("forbidden_header")
+        if "typ" in header and (not isinstance(header["typ"], str) or header["typ"] not in _ALLOWED_TYP):
+            raise _fail("wrong_typ")
+        if jws.alg not in self._algorithms:
+            raise _fail("alg_not_allowed")
+        chain = _chain(header.get("x5c"))
+        key = import_public_key(chain[0].public_key())
+        if not key.fits(jws.alg):
+            raise _fail("alg_key_mismatch")
+        return chain, key
+
+
+def _chain(x5c: object) -> list[x509.Certificate]:
+    """The `x5c` certificates, leaf first (RFC 7515 §4.1.6: standard base64 of DER, not base64url)."""
+    if x5c is None:
+        raise _fail("missing_x5c")
+    if not isinstance(x5c, list) or not x5c or not all(isinstance(entry, str) for entry in x5c):
+        raise _fail("bad_x5c")
+    if len(x5c) > MAX_CHAIN:
+        raise _fail("chain_too_long")
+    try:
+        return [x509.load_der_x509_certificate(base64.b64decode(entry, validate=True)) for entry in x5c]
+    except (ValueError, binascii.Error):
+        raise _fail("bad_x5c") from None
+
+
+def _workload_id(leaf: x509.Certificate) -> SpiffeId:
+    """The leaf's SPIFFE ID, after the X.509-SVID leaf rules (SPIFFE X.509-SVID §4.1, §4.3, §5.1)."""
+    names = _extension(leaf, x509.SubjectAlternativeName)
+    uris = names.get_values_for_type(x509.UniformResourceIdentifier) if names is not None else []
+    if len(uris) != 1:
+        raise _fail("bad_svid")
+    try:
+        spiffe_id = SpiffeId.parse(uris[0])
+    except InvalidRequest:
+        raise _fail("bad_svid") from None
+    basic = _extension(leaf, x509.BasicConstraints)
+    if basic is not None and basic.ca:
+        raise _fail("svid_is_ca")
+    usage = _extension(leaf, x509.KeyUsage)
+    if usage is None or not usage.digital_signature or usage.key_cert_sign or usage.crl_sign:
+        raise _fail("bad_key_usage")
+    return spiffe_id
+
+
+def _extension(certificate: x509.Certificate, kind: type[_E]) -> _E | None:
+    """The certificate's extension of `kind`, None when absent; a malformed extension block is `bad_svid`."""
+    try:
+        return certificate.extensions.get_extension_for_class(kind).value
+    except x509.ExtensionNotFound:
+        return None
+    except ValueError:
+        raise _fail("bad_svid") from None
+
+
+def _authorities(source: KeySetCache[TrustBundle], top: x509.Certificate) -> tuple[x509.Certificate, ...]:
+    """The trust domain's X.509 authorities, once one of them is named as the issuer of the chain's top."""
+    bundle = source.current()
+    if not bundle.is_revoked and not _names_an_authority(bundle, top):
+        bundle = source.refresh_now()  # the trust domain may have rotated its CA since the last refresh
+    if bundle.is_revoked:
+        raise _fail("bundle_revoked")
+    if not bundle.x509_authorities:
+        raise _fail("no_x509_authorities")
+    if not _names_an_authority(bundle, top):
+        raise _fail("untrusted_chain")
+    return bundle.x509_authorities
+
+
+def _names_an_authority(bundle: TrustBundle, top: x509.Certificate) -> bool:
+    return any(top.issuer == authority.subject for authority in bundle.x509_authorities)
+
+
+def _validate_path(chain: list[x509.Certificate], authorities: tuple[x509.Certificate, ...], now: dt.datetime) -> None:
+    """RFC 5280 path validation of `chain` to one of `authorities` (this trust domain's alone) at `now`."""
+    try:
+        verifier = (
+            verification.PolicyBuilder()
+            .store(verification.Store(list(authorities)))
+            .time(now)
+            .max_chain_depth(MAX_CHAIN)
+            .extension_policies(ca_policy=_CA_POLICY, ee_policy=_EE_POLICY)
+            .build_client_verifier()
+        )
+        verifier.verify(chain[0], chain[1:])
+    except (verification.VerificationError, ValueError):
+        raise _fail("untrusted_chain") from None
