@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from tests.unit.core.attestation.minting import (
     SpiffeCa,
@@ -36,6 +36,7 @@ from remit.adapters.spiffe import BundleSource, JwtSvidAttestor, parse_bundle
 from remit.adapters.x509_svid import MAX_CHAIN, X509SvidAttestor
 from remit.core.attestation.models import Evidence, EvidenceKind
 from remit.errors import AttestationFailed, InvalidRequest
+from remit.sdk.x509_svid import x509_svid_assertion
 from remit.testing import FrozenClock
 
 AUDIENCE = "https://remit.example"
@@ -328,3 +329,16 @@ def test_an_extended_key_usage_must_allow_client_authentication(world: World) ->
     for only in (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CODE_SIGNING):
         leaf, key = world.ca.issue(SPIFFE_ID, extended_usages=[only])
         assert world.refused(x509_assertion([leaf], key, audience=AUDIENCE, now=world.now)) == "untrusted_chain"
+
+
+def test_a_short_rsa_key_and_an_ed25519_key_are_refused(world: World) -> None:
+    """Keys below 2048 RSA bits are weak; Ed25519 has no algorithm in the JWT-SVID list an assertion may use."""
+    weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 - the weak key under test
+    leaf, key = world.ca.issue(SPIFFE_ID, key=weak)
+    # Signed through the SDK (cryptography directly): joserfc itself warns against signing with such a key.
+    token = x509_svid_assertion([leaf], key, audience=AUDIENCE, now=world.clock.now())
+    assert world.refused(token) == "weak_key"
+    leaf, _ = world.ca.issue(SPIFFE_ID, key=ed25519.Ed25519PrivateKey.generate())
+    # An ES256 assertion naming an Ed25519 leaf.
+    forged = _resigned(world.assertion(), lambda h, _c: h.update(x5c=x5c([leaf])), ec_key())
+    assert world.refused(forged) == "alg_key_mismatch"
