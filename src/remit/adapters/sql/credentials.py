@@ -15,6 +15,7 @@ from remit.adapters.sql.registry import REGISTRY_LOCK_KEY
 from remit.adapters.sql.tables import credentials, evidence_uses, tasks
 from remit.adapters.sql.tasks import SqlRevocationLog, insert_tasks
 from remit.core.attestation.models import EvidenceUse
+from remit.core.attestation.waiting import WouldWait, waiting_allowed
 from remit.core.audit.chain import PreparedRecord
 from remit.core.audit.models import AuditEvent
 from remit.core.credentials.tokens import CredentialRecord, CredentialRevocation, RevocableCredential
@@ -268,6 +269,8 @@ class SqlEvidenceUses:
         self._engine = database.engine
 
     def first_use(self, namespace: str, jti: str, expires_at: dt.datetime) -> bool:
+        if not waiting_allowed():
+            raise WouldWait  # a durable write: never on an event loop; nothing is spent before this
         try:
             with self._database.serialized(), self._engine.begin() as connection:
                 connection.execute(_INSERT_USE, {"namespace": namespace, "jti": jti, "expires_at": expires_at})

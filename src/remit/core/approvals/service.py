@@ -37,6 +37,7 @@ from remit.core.approvals.models import (
 )
 from remit.core.approvals.ports import ApprovalTransaction, ApprovalUnitOfWork, Notifier
 from remit.core.approvals.rules import ApprovalRules, Window
+from remit.core.attestation.waiting import WouldWait, waiting_allowed
 from remit.core.audit.models import ActorKind, AuditActor, AuditEvent
 from remit.core.clock import Clock
 from remit.core.ids import IdFactory, parse_id
@@ -890,7 +891,12 @@ class ElevationBook:
         resource: str,
         context: Mapping[str, str | int | bool],
     ) -> Elevation | None:
-        """A live elevation for the task at this epoch, this call and exactly these request facts."""
+        """A live elevation for the task at this epoch, this call and exactly these request facts.
+
+        It reads the store, so on an event loop (`without_waiting()`) it raises `WouldWait` instead.
+        """
+        if not waiting_allowed():
+            raise WouldWait
         with self._reads() as tx:
             return tx.approvals.find_elevation(
                 task_id=task_id,

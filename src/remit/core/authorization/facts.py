@@ -1,5 +1,8 @@
 """The registry and task facts a decision needs, kept in memory so the common case reads no database row.
 
+Under `without_waiting()` (a decision on the event loop) a miss raises `WouldWait` instead of reading,
+and the caller decides again in a worker thread.
+
 Entries live for a short time (`ttl`, 2 s by default) and are dropped at once when this process
 publishes a registry event. A change made on another replica therefore takes effect here within
 `ttl`; the changes that must act at once everywhere (suspension, offboarding, workflow retired,
@@ -16,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Final, TypeVar
 
+from remit.core.attestation.waiting import WouldWait, waiting_allowed
 from remit.core.events import DomainEvent, InProcessEventBus
 from remit.core.registry.models import Agent, BusinessFunction, Grant, Owner, Tool, WorkflowVersion
 from remit.core.tasks.models import Task
@@ -65,6 +69,8 @@ class CachedFacts:
         entry = self._entries.get((kind, key))
         if entry is not None and now < entry[0]:
             return entry[1]  # type: ignore[return-value]  # stored by this method with the same loader type
+        if not waiting_allowed():
+            raise WouldWait  # on an event loop: the caller decides again in a worker thread
         generation = self._generation
         with self._uow() as tx:
             value = load(tx)

@@ -13,6 +13,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Protocol
 
+from remit.core.attestation.waiting import WouldWait
 from remit.core.audit.models import ActorKind, AuditActor, AuditEvent
 from remit.core.authorization import guardrails as g
 from remit.core.authorization.facts import CachedFacts
@@ -152,7 +153,11 @@ class DecisionService:
         return self.settle(request, self.evaluate(request), dry_run=dry_run)
 
     def evaluate(self, request: AccessRequest) -> Evaluation:
-        """Guardrails and policies only: no write, and no read but a cache miss (or an elevation lookup)."""
+        """Guardrails and policies only: no write, and no read but a cache miss (or an elevation lookup).
+
+        Under `without_waiting()` (on an event loop) a read or a DPoP proof's single use raises `WouldWait`
+        before it touches the store, with nothing spent: evaluate again in a worker thread.
+        """
         return self._safely_evaluate(request)
 
     @staticmethod
@@ -219,6 +224,8 @@ class DecisionService:
     def _safely_evaluate(self, request: AccessRequest) -> _Outcome:
         try:
             return self._evaluate(request)
+        except WouldWait:
+            raise  # not a failure: on an event loop, a read is due; the caller evaluates again in a thread
         except RemitError as error:
             return _deny(Reason(ReasonKind.ERROR, error.code.value, error.message), _asked(request))
         except Exception:  # noqa: BLE001 - a bug on this path must deny, never allow

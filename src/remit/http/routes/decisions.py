@@ -26,6 +26,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter
 
 from remit.bootstrap import Remit
+from remit.core.attestation.waiting import WouldWait, without_waiting
 from remit.core.audit.models import AuditEvent
 from remit.core.authorization.models import AccessRequest, Decision, Effect, parse_request_context
 from remit.core.authorization.service import PendingDecision
@@ -132,9 +133,17 @@ async def _record(remit: Remit, event: AuditEvent) -> None:
 
 
 async def _prepare(remit: Remit, request: AccessRequest, *, dry_run: bool) -> PendingDecision:
-    """Evaluate on the loop (memory only in the common case); settle off it when that writes."""
+    """Evaluate on the loop (memory only in the common case); settle off it when that writes.
+
+    An evaluation that must read the store (a fact not kept, an elevation lookup) or spend a DPoP proof
+    says so (`WouldWait`) before touching it, and runs again in a worker thread.
+    """
     service = remit.decisions
-    evaluation = service.evaluate(request)
+    try:
+        with without_waiting():
+            evaluation = service.evaluate(request)
+    except WouldWait:
+        evaluation = await anyio.to_thread.run_sync(service.evaluate, request)
     if service.settling_writes(evaluation, dry_run=dry_run):
         return await anyio.to_thread.run_sync(lambda: service.settle(request, evaluation, dry_run=dry_run))
     return service.settle(request, evaluation, dry_run=dry_run)
