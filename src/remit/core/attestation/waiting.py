@@ -5,14 +5,16 @@ thread that is fetching one. On an event loop either would stall every request t
 on a loop verifies `without_waiting()`: the key sources then answer from what they hold, and where
 that is not enough they raise `WouldWait` instead, and the caller runs the verification in a worker
 thread, where waiting is allowed.
+
+The same rule keeps the store off the loop: issuance's reads (`IssuanceReads`), the decision path's
+facts (`CachedFacts`) and elevation lookups, and a DPoP proof's single use (`SqlEvidenceUses`) raise
+`WouldWait` under `without_waiting()` before any I/O, with nothing spent, so the caller can simply run
+the same step again in a worker thread.
 """
 
 from __future__ import annotations
 
-import contextlib
-
-from collections.abc import Iterator
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
 __all__ = ["WouldWait", "waiting_allowed", "without_waiting"]
 
@@ -23,14 +25,22 @@ class WouldWait(Exception):
     """Verifying needs a fetch, or a lock another thread holds: do it where waiting is allowed."""
 
 
-@contextlib.contextmanager
-def without_waiting() -> Iterator[None]:
-    """Within the block, key sources raise `WouldWait` rather than fetch or wait."""
-    token = _NO_WAITING.set(True)
-    try:
-        yield
-    finally:
-        _NO_WAITING.reset(token)
+class without_waiting:  # noqa: N801 - used as a function: `with without_waiting():`
+    """Within the block, key sources and stores raise `WouldWait` rather than fetch, read or wait.
+
+    A class rather than a generator-based context manager: every decision and issuance on the event loop
+    enters one, and this costs a third as much (~0.3 µs).
+    """
+
+    __slots__ = ("_token",)
+
+    _token: Token[bool]
+
+    def __enter__(self) -> None:
+        self._token = _NO_WAITING.set(True)
+
+    def __exit__(self, *_exc: object) -> None:
+        _NO_WAITING.reset(self._token)
 
 
 def waiting_allowed() -> bool:
