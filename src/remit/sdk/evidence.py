@@ -76,7 +76,7 @@ class SpiffeWorkloadApi:
 
     def evidence(self) -> EvidenceIn:
         try:
-            from spiffe import WorkloadApiClient  # type: ignore[import-not-found]  # noqa: PLC0415 - optional
+            from spiffe import WorkloadApiClient  # noqa: PLC0415 - optional
         except ImportError as exc:
             msg = "the SPIFFE Workload API needs the `spiffe` package (pip install spiffe)"
             raise Unavailable(msg) from exc

@@ -1,0 +1,144 @@
+"""The SDK's SPIFFE Workload API sources, through the real `spiffe` client and gRPC, against a stand-in agent.
+
+No SPIRE agent runs here, so a small gRPC server on a Unix socket speaks the Workload API (the `spiffe`
+package's own service definition) the way an agent does: it refuses calls without the
+`workload.spiffe.io: true` header, streams X.509-SVIDs (chain and PKCS#8 key in DER) and mints JWT-SVIDs
+for the audience asked. The agents then start real tasks on a live Remit with what it gave them.
+"""
+
+# ruff: noqa: F811 - the shared fixtures are imported by name and then requested as arguments
+
+from __future__ import annotations
+
+import uuid
+
+from collections.abc import Iterator
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from spiffe._proto import workload_pb2, workload_pb2_grpc
+from tests.integration.conftest import LiveServer
+from tests.integration.test_http_tasks import BOT, ISSUER, Workloads
+from tests.integration.test_http_x509_svid import _now, workloads, x509_server  # noqa: F401 - fixtures
+from tests.unit.core.attestation.minting import sign
+
+from remit.errors import Unavailable
+from remit.sdk import RemitClient, SpiffeWorkloadApi, SpiffeX509WorkloadApi
+from remit.sdk.evidence import EvidenceSource
+
+
+class StandInAgent(workload_pb2_grpc.SpiffeWorkloadAPIServicer):
+    """The two Workload API calls the SDK makes, answered for one workload (BOT) of `workloads`."""
+
+    def __init__(self, workloads: Workloads) -> None:
+        self._workloads = workloads
+        self.calls: list[str] = []
+
+    @staticmethod
+    def _require_header(context: Any) -> None:
+        if dict(context.invocation_metadata()).get("workload.spiffe.io") != "true":
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "security header missing from request")
+
+    def FetchX509SVID(self, request: Any, context: Any) -> Iterator[Any]:  # noqa: ARG002, N802 - gRPC names
+        self._require_header(context)
+        self.calls.append("x509")
+        ca = self._workloads.ca
+        assert ca is not None
+        leaf, key = ca.issue(BOT)
+        yield workload_pb2.X509SVIDResponse(
+            svids=[
+                workload_pb2.X509SVID(
+                    spiffe_id=BOT,
+                    x509_svid=b"".join(c.public_bytes(Encoding.DER) for c in ca.chain(leaf)),
+                    x509_svid_key=key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption()),
+                    bundle=ca.certificate.public_bytes(Encoding.DER),
+                )
+            ]
+        )
+        context.cancel()  # one answer is all the SDK reads; a real agent keeps the stream open for rotations
+
+    def FetchJWTSVID(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC names
+        self._require_header(context)
+        self.calls.append("jwt")
+        now = int(_now().timestamp())
+        claims = {"sub": BOT, "aud": list(request.audience), "iat": now, "exp": now + 300, "jti": uuid.uuid4().hex}
+        token = sign({"alg": "ES256", "kid": "td-1", "typ": "JWT"}, claims, self._workloads.key)
+        return workload_pb2.JWTSVIDResponse(svids=[workload_pb2.JWTSVID(spiffe_id=BOT, svid=token)])
+
+
+@pytest.fixture
+def agent_socket(tmp_path: Path, workloads: Workloads) -> Iterator[tuple[str, StandInAgent]]:
+    """A stand-in SPIFFE agent's Workload API on a Unix socket: (its `unix://` address, the agent)."""
+    agent = StandInAgent(workloads)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    workload_pb2_grpc.add_SpiffeWorkloadAPIServicer_to_server(agent, server)  # type: ignore[no-untyped-call]
+    address = f"unix://{tmp_path / 'agent.sock'}"
+    server.add_insecure_port(address)
+    server.start()
+    try:
+        yield address, agent
+    finally:
+        server.stop(grace=None)
+
+
+def _run_task(live: LiveServer, source: EvidenceSource) -> str:
+    with (
+        RemitClient(live.url) as client,
+        client.task(
+            evidence=source,
+            workflow="release-docs@1",
+            objective="publish the Q1 docs",
+            tools={"github": ["read_file"]},
+            resources=["repo:acme/docs"],
+            expected_duration_seconds=300,
+            environment="prod",
+            audience="tool:github",
+        ) as task,
+    ):
+        task_id: str = task.id
+    return task_id
+
+
+def test_a_task_runs_on_an_x509_svid_from_the_workload_api(
+    x509_server: LiveServer, agent_socket: tuple[str, StandInAgent]
+) -> None:
+    address, agent = agent_socket
+    task_id = _run_task(x509_server, SpiffeX509WorkloadApi(ISSUER, socket_path=address))
+    assert x509_server.remit.tasks.get(task_id).state.value == "completed"
+    assert agent.calls == ["x509"]
+
+
+def test_a_task_runs_on_a_jwt_svid_from_the_workload_api(
+    x509_server: LiveServer, agent_socket: tuple[str, StandInAgent]
+) -> None:
+    address, agent = agent_socket
+    task_id = _run_task(x509_server, SpiffeWorkloadApi(ISSUER, socket_path=address))
+    assert x509_server.remit.tasks.get(task_id).state.value == "completed"
+    assert agent.calls == ["jwt"]
+
+
+def test_no_agent_at_the_socket_is_unavailable_with_the_reason(tmp_path: Path) -> None:
+    nowhere = f"unix://{tmp_path / 'absent.sock'}"
+    for source, kind in (
+        (SpiffeX509WorkloadApi(ISSUER, socket_path=nowhere), "X.509"),
+        (SpiffeWorkloadApi(ISSUER, socket_path=nowhere), "JWT"),
+    ):
+        with pytest.raises(Unavailable, match=f"did not give an? {kind}-SVID"):
+            source.evidence()
+
+
+def test_the_stand_in_refuses_a_call_without_the_security_header(
+    agent_socket: tuple[str, StandInAgent],
+) -> None:
+    """The stand-in refuses a call without the Workload API's security header, as a real agent does."""
+    address, _ = agent_socket
+    with grpc.insecure_channel(address) as channel:
+        stub = workload_pb2_grpc.SpiffeWorkloadAPIStub(channel)  # type: ignore[no-untyped-call]
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.FetchJWTSVID(workload_pb2.JWTSVIDRequest(audience=[ISSUER]), timeout=5)
+    assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
