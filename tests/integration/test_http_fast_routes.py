@@ -240,3 +240,80 @@ def test_only_json_itself_takes_the_fast_path(agent_server: LiveServer, media: s
     one, other = fast.json(), framework.json()
     assert one.pop("instance") == other.pop("instance")
     assert one == other
+
+
+def _introspected(live: LiveServer, token: str) -> dict[str, Any]:
+    with live.client() as operator:
+        answer: dict[str, Any] = operator.post("/oauth2/introspect", data={"token": token}).json()
+    return answer
+
+
+def test_a_holders_revocation_answers_alike_on_both_doors(agent_server: LiveServer, workloads: Workloads) -> None:
+    """RFC 7009 from the holder: 200 `null`, no-store, whichever door; the credential is dead either way."""
+    fast_token, framework_token = _credential(agent_server, workloads), _credential(agent_server, workloads)
+    with agent_server.client(authenticated=False) as client:
+        fast = client.post("/oauth2/revoke", data={"token": fast_token})
+        framework = client.post("/oauth2/revoke", params={"via": "framework"}, data={"token": framework_token})
+        garbage = client.post("/oauth2/revoke", data={"token": "not-a-token", "token_type_hint": "access_token"})
+        garbage_framework = client.post("/oauth2/revoke", params={"via": "framework"}, data={"token": "not-a-token"})
+
+    for one, other in ((fast, framework), (garbage, garbage_framework)):
+        assert one.status_code == other.status_code == 200
+        assert one.content == other.content == b"null"
+        assert {k: v for k, v in one.headers.items() if k not in _PER_RESPONSE_HEADERS} == {
+            k: v for k, v in other.headers.items() if k not in _PER_RESPONSE_HEADERS
+        }
+    assert fast.headers["cache-control"] == "no-store"
+    assert _introspected(agent_server, fast_token) == {"active": False}
+    assert _introspected(agent_server, framework_token) == {"active": False}
+    with agent_server.client() as operator:
+        revoked = operator.get("/v1/audit/events", params={"type": "credential.revoked"}).json()["items"]
+    assert {e["data"]["reason"] for e in revoked} == {"revoked_by_holder"}
+    assert {e["actor_kind"] for e in revoked} == {"agent"}
+    assert len(revoked) == 2
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"token": ["a", "b"]},  # two tokens
+        {"token_type_hint": "access_token"},  # no token
+        {"token": "a", "client_id": "x"},  # a field the fast path does not take
+    ],
+    ids=["two tokens", "no token", "another field"],
+)
+def test_a_revocation_form_the_fast_path_does_not_take_gets_the_frameworks_answer(
+    agent_server: LiveServer, form: dict[str, Any]
+) -> None:
+    with agent_server.client(authenticated=False) as client:
+        fast = client.post("/oauth2/revoke", data=form)
+        framework = client.post("/oauth2/revoke", params={"via": "framework"}, data=form)
+    assert fast.status_code == framework.status_code
+    assert fast.content == framework.content
+
+
+def test_an_operators_revocation_goes_through_the_framework(agent_server: LiveServer, workloads: Workloads) -> None:
+    """With an Authorization header the operator is authenticated (a bad token is 401) and named in the record."""
+    token = _credential(agent_server, workloads)
+    with agent_server.client(authenticated=False) as client:
+        refused = client.post("/oauth2/revoke", data={"token": token}, headers={"Authorization": "Bearer nope"})
+    assert refused.status_code == 401
+    assert _introspected(agent_server, token)["active"] is True
+    with agent_server.client() as operator:
+        assert operator.post("/oauth2/revoke", data={"token": token}).status_code == 200
+        revoked = operator.get("/v1/audit/events", params={"type": "credential.revoked"}).json()["items"]
+    assert [e["data"]["reason"] for e in revoked] == ["revoked_by_operator"]
+    assert _introspected(agent_server, token) == {"active": False}
+
+
+def test_a_holders_revocation_is_awaited_on_the_loop_not_in_a_worker_thread(
+    agent_server: LiveServer, workloads: Workloads
+) -> None:
+    """The fast door awaits the revocation batch (its writer thread leads); the framework's blocks a worker."""
+    commits = agent_server.remit.revocation.commits
+    first, second = _credential(agent_server, workloads), _credential(agent_server, workloads)
+    with agent_server.client(authenticated=False) as client:
+        client.post("/oauth2/revoke", params={"via": "framework"}, data={"token": first})
+        assert not commits.writer_running  # a blocked caller led its own batch
+        client.post("/oauth2/revoke", data={"token": second})
+        assert commits.writer_running  # started for an event-loop caller

@@ -1,14 +1,16 @@
 """The hot routes without the framework's per-request work, for a request that is certainly well formed.
 
-`POST /v1/decisions` and `POST /access/v1/evaluation` answer every tool call of every agent, and
-`POST /v1/tasks` starts every task. For these, the framework's own work per request (routing, the
-signature model, dependency injection, response objects) cost about as much as the decision itself.
-This ASGI layer sits inside the boundary (security headers, log line and metrics still apply) and
-answers a well-formed request directly, through the same models and the same functions as the
-framework's routes (`routes.decisions`, `routes.tasks`). Anything else goes to the framework
-unchanged, body included: a query string (`?explain`), a body that is not JSON or not of the model's
-shape, another media type, a missing length, a body over the limit. So each refusal a client can
-see still comes from one place, and the OpenAPI document still describes every route.
+`POST /v1/decisions` and `POST /access/v1/evaluation` answer every tool call of every agent,
+`POST /v1/tasks` starts every task, and `POST /oauth2/revoke` ends credentials (a holder's RFC 7009
+revocation, without an `Authorization` header; an operator's goes to the framework). For these, the
+framework's own work per request (routing, the signature model, dependency injection, response
+objects) cost about as much as the work itself. This ASGI layer sits inside the boundary (security
+headers, log line and metrics still apply) and answers a well-formed request directly, through the
+same models and the same functions as the framework's routes (`routes.decisions`, `routes.tasks`,
+`routes.oauth`). Anything else goes to the framework unchanged, body included: a query string
+(`?explain`), a body that is not JSON (for the revocation: not a form with one `token`) or not of
+the model's shape, another media type, a missing length, a body over the limit. So each refusal a
+client can see still comes from one place, and the OpenAPI document still describes every route.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
+from urllib.parse import parse_qsl
 
 import msgspec
 
@@ -28,6 +31,7 @@ from remit.bootstrap import Remit
 from remit.errors import InternalError, RemitError
 from remit.http.problems import CORRELATION_STATE_KEY, ERROR_CODE_STATE_KEY, PROBLEM_MEDIA_TYPE, problem_parts
 from remit.http.routes.decisions import answer_decision, answer_evaluation, request_id_of
+from remit.http.routes.oauth import NO_STORE, revoke_presented
 from remit.http.routes.tasks import start_task
 from remit.wire.decisions import AuthzenEvaluationIn, DecisionIn
 from remit.wire.tasks import TaskIn
@@ -37,6 +41,8 @@ __all__ = ["Call", "FastRoutes"]
 _log = logging.getLogger("remit.http")
 
 _JSON: Final = b"application/json"
+_FORM: Final = b"application/x-www-form-urlencoded"
+_NULL: Final = b"null"  # what the framework's route answers a revocation with (Response(None))
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +52,13 @@ class Call:
     path: str
     request_id: str | None  # the caller's X-Request-ID, when short and printable
     dpop: str | None  # the DPoP header
+    authorized: bool = False  # an Authorization header came with it
 
 
 @dataclass(frozen=True, slots=True)
 class _Answer:
     status: int
-    body: BaseModel
+    body: BaseModel | None  # None renders as JSON `null`, as the framework renders Response(None)
     headers: Mapping[str, str]
 
 
@@ -69,22 +76,55 @@ async def _task(remit: Remit, data: Any, call: Call) -> _Answer:  # noqa: ANN401
     return _Answer(201, body, headers)
 
 
+async def _revocation(remit: Remit, token: Any, call: Call) -> _Answer:  # noqa: ANN401, ARG001 - the route's form
+    await revoke_presented(remit, token)
+    return _Answer(200, None, NO_STORE)
+
+
+class _NotMine(ValueError):
+    """The body is not one this route answers: the framework's route does."""
+
+
+def _json_of(model: type[BaseModel]) -> Callable[[bytes], Any]:
+    def parse(body: bytes) -> Any:  # noqa: ANN401 - the route's model
+        try:
+            return model.model_validate(msgspec.json.decode(body))
+        except (msgspec.DecodeError, ValidationError):
+            raise _NotMine from None
+
+    return parse
+
+
+def _revocation_token(body: bytes) -> str:
+    """The `token` of an RFC 7009 form: exactly one, and nothing but `token` and `token_type_hint`."""
+    try:
+        fields = parse_qsl(body.decode("ascii"), keep_blank_values=True, strict_parsing=True, max_num_fields=4)
+    except (UnicodeDecodeError, ValueError):
+        raise _NotMine from None
+    names = [name for name, _ in fields]
+    if names.count("token") != 1 or not set(names) <= {"token", "token_type_hint"} or len(set(names)) != len(names):
+        raise _NotMine
+    return next(value for name, value in fields if name == "token")
+
+
 @dataclass(frozen=True, slots=True)
 class _Route:
-    model: type[BaseModel]
+    media: bytes
+    parse: Callable[[bytes], Any]
     answer: Callable[[Remit, Any, Call], Awaitable[_Answer]]
+    anonymous_only: bool = False  # a request with an Authorization header goes to the framework
 
 
 _ROUTES: Final[dict[str, _Route]] = {
-    "/v1/decisions": _Route(DecisionIn, _decision),
-    "/access/v1/evaluation": _Route(AuthzenEvaluationIn, _evaluation),
-    "/v1/tasks": _Route(TaskIn, _task),
+    "/v1/decisions": _Route(_JSON, _json_of(DecisionIn), _decision),
+    "/access/v1/evaluation": _Route(_JSON, _json_of(AuthzenEvaluationIn), _evaluation),
+    "/v1/tasks": _Route(_JSON, _json_of(TaskIn), _task),
+    "/oauth2/revoke": _Route(_FORM, _revocation_token, _revocation, anonymous_only=True),
 }
 
 
-def _is_json(content_type: bytes) -> bool:
-    media = content_type.split(b";", 1)[0].strip().lower()
-    return media == _JSON
+def _is(media: bytes, content_type: bytes) -> bool:
+    return content_type.split(b";", 1)[0].strip().lower() == media
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
@@ -117,16 +157,16 @@ class FastRoutes:
         if route is None:
             await self._app(scope, receive, send)
             return
-        call = self._call(raw)
-        if call is None:
+        call = self._call(raw, route.media)
+        if call is None or (route.anonymous_only and call.authorized):
             await self._app(scope, receive, send)
             return
         body = await self._read(receive)
         if body is None:
             return  # the client went away before its body arrived: nobody to answer
         try:
-            data = route.model.model_validate(msgspec.json.decode(body))
-        except (msgspec.DecodeError, ValidationError):
+            data = route.parse(body)
+        except _NotMine:
             await self._app(scope, _replay(body, receive), send)
             return
         raw["path_template"] = raw["path"]  # the boundary's metrics and log line name the route
@@ -146,12 +186,14 @@ class FastRoutes:
             await self._problem(raw, send, InternalError("an internal error occurred; it has been logged"))
             return
         headers = [(b"content-type", _JSON)]
-        headers += [(name.encode(), value.encode()) for name, value in answer.headers.items()]
-        await self._respond(send, answer.status, headers, answer.body.model_dump_json().encode())
+        headers += [(name.lower().encode(), value.encode()) for name, value in answer.headers.items()]
+        body = _NULL if answer.body is None else answer.body.model_dump_json().encode()
+        await self._respond(send, answer.status, headers, body)
 
-    def _call(self, scope: dict[str, Any]) -> Call | None:
-        """The request's particulars when it is JSON within the limit, its length declared; else None."""
+    def _call(self, scope: dict[str, Any], media: bytes) -> Call | None:
+        """The request's particulars when it is of `media` within the limit, its length declared; else None."""
         content_type = length = request_id = dpop = None
+        authorized = False
         for name, value in scope["headers"]:
             if name == b"content-type":
                 content_type = value
@@ -161,7 +203,9 @@ class FastRoutes:
                 request_id = value
             elif name == b"dpop":
                 dpop = value
-        if content_type is None or not _is_json(content_type) or length is None or not length.isdigit():
+            elif name == b"authorization":
+                authorized = True
+        if content_type is None or not _is(media, content_type) or length is None or not length.isdigit():
             return None
         if int(length) > self._max_body:
             return None
@@ -169,6 +213,7 @@ class FastRoutes:
             path=scope["path"],
             request_id=request_id_of(request_id.decode("latin-1")) if request_id is not None else None,
             dpop=dpop.decode("latin-1") if dpop is not None else None,
+            authorized=authorized,
         )
 
     @staticmethod

@@ -82,7 +82,20 @@ class RevocationService:
 
         Idempotent: a credential revoked before is True again, with no second log entry or audit event.
         """
-        unit = RevocationUnit(
+        unit = self._unit(jti, reason=reason, actor=actor, agent_id=agent_id)
+        self.commits.submit(unit)
+        return self._applied(unit)
+
+    async def revoke_credential_async(
+        self, jti: str, *, reason: str, actor: AuditActor, agent_id: str | None = None
+    ) -> bool:
+        """`revoke_credential` from an event loop: awaits the batch's commit without holding a thread."""
+        unit = self._unit(jti, reason=reason, actor=actor, agent_id=agent_id)
+        await self.commits.submit_async(unit)
+        return self._applied(unit)
+
+    def _unit(self, jti: str, *, reason: str, actor: AuditActor, agent_id: str | None) -> RevocationUnit:
+        return RevocationUnit(
             jti=jti,
             reason=reason,
             actor=actor,
@@ -90,7 +103,9 @@ class RevocationService:
             at=self._clock.now(),
             event_id=self._ids.new("event"),
         )
-        self.commits.submit(unit)
+
+    def _applied(self, unit: RevocationUnit) -> bool:
+        """Apply a committed unit's entry to this process's index (its verifications refuse it at once)."""
         if unit.entry is not None:
             if self._index is not None:
                 self._index.apply([unit.entry], now=unit.at)

@@ -26,6 +26,7 @@ from remit.bootstrap import Remit
 from remit.core.attestation.models import Evidence
 from remit.core.audit.models import ActorKind, AuditActor
 from remit.core.credentials.issuance import TaskDeclaration
+from remit.core.credentials.models import VerifiedCredential
 from remit.core.tasks.models import parse_authorization_details
 from remit.errors import (
     AgentUntraceable,
@@ -44,7 +45,7 @@ from remit.http.mapping import duration_in
 from remit.http.routes.tasks import dpop_at_issuance
 from remit.wire.tasks import ACCESS_TOKEN_TYPE, TokenExchangeOut
 
-__all__ = ["introspect", "jwks", "metadata", "revoke", "token"]
+__all__ = ["NO_STORE", "introspect", "jwks", "metadata", "revoke", "revoke_presented", "token"]
 
 _log = logging.getLogger("remit.http")
 
@@ -52,7 +53,8 @@ TOKEN_EXCHANGE: Final = "urn:ietf:params:oauth:grant-type:token-exchange"  # noq
 JWT_TYPE: Final = "urn:ietf:params:oauth:token-type:jwt"
 ID_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:id_token"  # noqa: S105 - a URN
 TASK_DETAIL: Final = "remit_task"
-_NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
 _MAX_FIELD: Final = 16_384
 _MAX_DURATION: Final = 7 * 86_400
 
@@ -61,7 +63,7 @@ Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED
 
 def _oauth_error(error: str, description: str, status: int = 400) -> Response[dict[str, str]]:
     """RFC 6749 §5.2 error body."""
-    return Response({"error": error, "error_description": description}, status_code=status, headers=_NO_STORE)
+    return Response({"error": error, "error_description": description}, status_code=status, headers=NO_STORE)
 
 
 def _oauth_error_for(failure: RemitError) -> Response[dict[str, str]]:
@@ -192,7 +194,7 @@ def token(data: Form, remit: NamedDependency[Remit], request: Request[Any, Any, 
         authorization_details=[d.as_json() for d in task.details],
         txn=task.id,
     )
-    return Response(body, status_code=200, headers=_NO_STORE)
+    return Response(body, status_code=200, headers=NO_STORE)
 
 
 @post("/oauth2/introspect", status_code=200, sync_to_thread=True, tags=["oauth"])
@@ -208,11 +210,11 @@ def introspect(data: Form, remit: NamedDependency[Remit], request: Request[Any, 
     except (Unauthenticated, InvalidRequest):
         credential = None
     if credential is None:
-        return Response({"active": False}, headers=_NO_STORE)
+        return Response({"active": False}, headers=NO_STORE)
     claims = dict(credential.claims)
     claims.pop("remit_lineage", None)
     return Response(
-        {**claims, "active": True, "token_type": "DPoP" if credential.cnf_jkt else "Bearer"}, headers=_NO_STORE
+        {**claims, "active": True, "token_type": "DPoP" if credential.cnf_jkt else "Bearer"}, headers=NO_STORE
     )
 
 
@@ -227,20 +229,34 @@ def revoke(data: Form, remit: NamedDependency[Remit], request: Request[Any, Any,
     actor: AuditActor | None = None
     if header:
         actor = AuditActor(ActorKind.OPERATOR, remit.operator.authenticate(bearer_token(header)))
-    try:
-        # Revoking only reduces access, so a DPoP-bound token may be revoked without its proof.
-        credential = (
-            remit.verify_own_credential(presented, check_binding=False) if len(presented) <= _MAX_FIELD else None
-        )
-    except (Unauthenticated, InvalidRequest):
-        credential = None  # unknown, invalid, expired or already revoked: nothing to do
+    credential = _revocable(remit, presented)
     if credential is not None:
         remit.revocation.revoke_credential(
             credential.jti,
             reason="revoked_by_holder" if actor is None else "revoked_by_operator",
             actor=actor or AuditActor(ActorKind.AGENT, credential.agent_id),
         )
-    return Response(None, status_code=200, headers=_NO_STORE)
+    return Response(None, status_code=200, headers=NO_STORE)
+
+
+async def revoke_presented(remit: Remit, presented: str) -> None:
+    """A holder's RFC 7009 revocation on the event loop (`http.fast`): verified in memory, the write awaited."""
+    credential = _revocable(remit, presented)
+    if credential is not None:
+        await remit.revocation.revoke_credential_async(
+            credential.jti, reason="revoked_by_holder", actor=AuditActor(ActorKind.AGENT, credential.agent_id)
+        )
+
+
+def _revocable(remit: Remit, presented: str) -> VerifiedCredential | None:
+    """The credential a revocation names; None when unknown, invalid, expired or revoked: nothing to do."""
+    if len(presented) > _MAX_FIELD:
+        return None
+    try:
+        # Revoking only reduces access, so a DPoP-bound token may be revoked without its proof.
+        return remit.verify_own_credential(presented, check_binding=False)
+    except (Unauthenticated, InvalidRequest):
+        return None
 
 
 @get("/.well-known/jwks.json", sync_to_thread=False, tags=["discovery"], security=[])
