@@ -350,6 +350,9 @@ class ApprovalService:
     ) -> str:
         """Open an approval request for a `step_up` decision, or reuse an identical pending one; returns its id.
 
+        When an identical request was approved meanwhile (between the decision's elevation lookup and
+        this call) and its elevation is still live, that approved request's id is returned instead.
+
         Raises `RateLimited` when the task already has `max_pending_per_task` pending requests: the
         decision then stays a recorded `step_up` without an approval request.
         """
@@ -421,6 +424,19 @@ class ApprovalService:
                 if not existing.is_overdue(now):
                     return existing.id
                 self._expire(tx, existing, now)
+            # Approved between the decision's elevation lookup and now: point the agent at that approval,
+            # whose elevation allows its retry, rather than asking a person again for the same call.
+            granted = tx.approvals.find_elevation(
+                task_id=task.id,
+                epoch=task.epoch,
+                tool=tool,
+                action=action,
+                resource=resource,
+                context_sha256=request.context_sha256,
+                now=now,
+            )
+            if granted is not None:
+                return granted.approval_id
             if tx.approvals.count_pending(task.id) >= self._max_pending:
                 raise RateLimited(
                     "the task has too many pending approval requests",

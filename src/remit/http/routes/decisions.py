@@ -143,7 +143,12 @@ async def _prepare(remit: Remit, request: AccessRequest, *, dry_run: bool) -> Pe
         with without_waiting():
             evaluation = service.evaluate(request)
     except WouldWait:
-        evaluation = await anyio.to_thread.run_sync(service.evaluate, request)
+        # Evaluate and settle in one worker-thread hop: a step-up's elevation lookup and the approval
+        # request it opens stay as close together as they can (an approval granted in between would
+        # otherwise leave the agent waiting on a second, new request).
+        return await anyio.to_thread.run_sync(
+            lambda: service.settle(request, service.evaluate(request), dry_run=dry_run)
+        )
     if service.settling_writes(evaluation, dry_run=dry_run):
         return await anyio.to_thread.run_sync(lambda: service.settle(request, evaluation, dry_run=dry_run))
     return service.settle(request, evaluation, dry_run=dry_run)

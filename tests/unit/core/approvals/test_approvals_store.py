@@ -194,3 +194,21 @@ def test_risk_tier_defaults_and_rules() -> None:
     assert custom.rule_for(["fn_2", "docs"], RiskClass.DEPLOY) == (("sre",), 1)
     with pytest.raises(ValueError, match="at least one"):
         ApprovalRules(rules=(ApprovalRule(required=0),))
+
+
+def test_a_step_up_decided_just_before_an_approval_points_at_that_approval(
+    stack: Stack, ids: SequentialIdFactory
+) -> None:
+    """The race: a decision found no elevation, then the identical request was approved, then it opens one."""
+    service, task = _service(stack, ids), _task(stack)
+    first = _open(service, task)
+    service.approve(first, approver=_approver("grace", stack.clock, stack))
+
+    assert _open(service, task) == first  # the approved request, whose live elevation allows the retry
+    assert [a.id for a in service.list(state=ApprovalState.PENDING, limit=10).items] == []
+
+    book = ElevationBook(stack.database.transaction, stack.database.reading, clock=stack.clock, ids=ids)
+    elevation = book.find(task_id=task.id, epoch=0, context={}, **CALL)
+    assert elevation is not None
+    assert book.consume(elevation)
+    assert _open(service, task) != first  # once the elevation is spent, the same call needs a new approval
