@@ -317,3 +317,16 @@ def test_a_holders_revocation_is_awaited_on_the_loop_not_in_a_worker_thread(
         assert not commits.writer_running  # a blocked caller led its own batch
         client.post("/oauth2/revoke", data={"token": second})
         assert commits.writer_running  # started for an event-loop caller
+
+
+@pytest.mark.parametrize("path", ["/v1/decisions", "/access/v1/evaluation", "/v1/tasks"])
+def test_json_nested_past_the_parsers_depth_gets_the_frameworks_answer(agent_server: LiveServer, path: str) -> None:
+    """Deep nesting makes msgspec raise RecursionError, not DecodeError: the fast path must still hand it on."""
+    body = b"[" * 5000
+    with agent_server.client(authenticated=False) as client:
+        fast = client.post(path, content=body, headers={"Content-Type": "application/json"})
+        framework = client.post(
+            path, params={"via": "framework"}, content=body, headers={"Content-Type": "application/json"}
+        )
+    assert fast.status_code == framework.status_code == 400
+    assert fast.json() == framework.json()

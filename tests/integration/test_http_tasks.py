@@ -332,6 +332,15 @@ def test_token_exchange_with_authlib(agent_server: LiveServer, workloads: Worklo
         ({"grant_type": "refresh_token", "refresh_token": "x"}, "unauthorized_client"),
         ({"grant_type": "client_credentials"}, "unsupported_grant_type"),
         ({"grant_type": TOKEN_EXCHANGE, "subject_token_type": JWT_TYPE}, "invalid_request"),
+        (  # authorization_details nested past the JSON parser's depth: refused, not a crash
+            {
+                "grant_type": TOKEN_EXCHANGE,
+                "subject_token_type": JWT_TYPE,
+                "subject_token": "x.y.z",
+                "authorization_details": "[" * 5000,
+            },
+            "invalid_authorization_details",
+        ),
     ],
 )
 def test_token_endpoint_refusals_use_rfc6749_errors(agent_server: LiveServer, form: dict[str, str], error: str) -> None:

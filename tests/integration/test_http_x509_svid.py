@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 
 from collections.abc import Iterator
@@ -126,3 +127,12 @@ def test_the_sdk_runs_a_task_on_x509_svid_files(x509_server: LiveServer, workloa
             ) as task:
                 task_id = task.id
             assert x509_server.remit.tasks.get(task_id).state.value == "completed"
+
+
+def test_a_subject_token_with_a_deeply_nested_header_is_an_oauth_error_not_a_crash(x509_server: LiveServer) -> None:
+    """Routing a `jwt` subject token reads its header: JSON nested past the parser's depth is refused cleanly."""
+    nested = base64.urlsafe_b64encode(b"[" * 5000).decode().rstrip("=")
+    with x509_server.client(authenticated=False) as client:
+        response = _exchange(client, f"{nested}.e30.AA")
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_grant"

@@ -89,7 +89,7 @@ def _json_of(model: type[BaseModel]) -> Callable[[bytes], Any]:
     def parse(body: bytes) -> Any:  # noqa: ANN401 - the route's model
         try:
             return model.model_validate(msgspec.json.decode(body))
-        except (msgspec.DecodeError, ValidationError):
+        except (msgspec.DecodeError, ValidationError, RecursionError):  # msgspec: RecursionError when too deep
             raise _NotMine from None
 
     return parse

@@ -215,10 +215,28 @@ def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
     return problem_response(InternalError("an internal error occurred; it has been logged"), request)
 
 
+def handle_too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Response[dict[str, Any]]:
+    """A body nested past the JSON decoder's depth: the decoder raises RecursionError, not a decode error.
+
+    Anyone can send one, so it is the caller's error (400), not ours; one warning line names it, without
+    a traceback a flood of such requests would multiply.
+    """
+    _log.warning(
+        "RecursionError on %s %s (a body nested too deeply to decode; correlation id %s): %s",
+        request.method,
+        request.url.path,
+        _correlation_id(request),
+        exc,
+        extra={"correlation_id": _correlation_id(request), "method": request.method, "path": request.url.path},
+    )
+    return problem_response(InvalidRequest("the body nests too deeply to read"), request)
+
+
 def exception_handlers() -> ExceptionHandlersMap:
     """The app-wide handlers: ours first, then the framework's, then anything else."""
     return {
         RemitError: handle_remit_error,
         HTTPException: handle_http_exception,
+        RecursionError: handle_too_deep,
         Exception: handle_unexpected,
     }

@@ -54,7 +54,6 @@ JWT_TYPE: Final = "urn:ietf:params:oauth:token-type:jwt"
 ID_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:id_token"  # noqa: S105 - a URN
 TASK_DETAIL: Final = "remit_task"
 NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
 _MAX_FIELD: Final = 16_384
 _MAX_DURATION: Final = 7 * 86_400
 
@@ -99,7 +98,7 @@ def _declaration(form: dict[str, str]) -> TaskDeclaration:
     raw = _field(form, "authorization_details")
     try:
         details = json.loads(raw or "")
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # nested past the parser's depth: not a declaration either
         raise InvalidRequest("authorization_details is a JSON array", field="authorization_details") from None
     if not isinstance(details, list):
         raise InvalidRequest("authorization_details is a JSON array", field="authorization_details")
@@ -146,7 +145,7 @@ def _carries_x5c(token: str) -> bool:
     head = token.split(".", 1)[0]
     try:
         header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
-    except (ValueError, binascii.Error):
+    except (ValueError, binascii.Error, RecursionError):  # deeply nested JSON too: the attestor refuses it
         return False
     return isinstance(header, dict) and "x5c" in header
 
