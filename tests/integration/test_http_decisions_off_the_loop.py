@@ -20,10 +20,9 @@ from sqlalchemy import event
 from tests.integration.conftest import LiveServer
 from tests.integration.test_http_decisions_policies import _credential, _decide, governed  # noqa: F401
 from tests.integration.test_http_tasks import (  # noqa: F401 - pytest fixtures, requested by name
-    ISSUER,
     Workloads,
-    _declaration,
     _dpop_proof,
+    _start_bound,
     agent_server,
     workloads,
 )
@@ -76,11 +75,7 @@ def test_a_dpop_proof_is_spent_off_the_loop_and_once(
 ) -> None:
     holder = ec_key()
     with governed.client(authenticated=False) as client:
-        started = client.post(
-            "/v1/tasks",
-            json=_declaration(workloads.svid()),
-            headers={"DPoP": _dpop_proof(holder, "POST", f"{ISSUER}/v1/tasks")},
-        ).json()
+        started = _start_bound(client, workloads, holder)
     token = started["credential"]["access_token"]
     url = "https://tools.example/github/read"
     call: dict[str, Any] = {"credential": token, "tool": "github", "action": "read_file", "resource": "repo:acme/docs"}

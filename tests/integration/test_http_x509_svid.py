@@ -23,6 +23,7 @@ from tests.integration.test_http_tasks import (
     _verify_with_pyjwt,
     organisation_server,
 )
+from tests.integration.test_sdk_task import _task
 from tests.unit.core.attestation.minting import SpiffeCa, ec_key, x509_assertion
 
 from remit.core.clock import SystemClock
@@ -115,16 +116,7 @@ def test_the_sdk_runs_a_task_on_x509_svid_files(x509_server: LiveServer, workloa
     source = X509SvidFiles(certificates, key, audience=ISSUER)
     with RemitClient(x509_server.url) as client:
         for _ in range(2):  # a second task with the same files: a new assertion, not a replay
-            with client.task(
-                evidence=source,
-                workflow="release-docs@1",
-                objective="publish the Q1 docs",
-                tools={"github": ["read_file"]},
-                resources=["repo:acme/docs"],
-                expected_duration_seconds=300,
-                environment="prod",
-                audience="tool:github",
-            ) as task:
+            with _task(client, source) as task:
                 task_id = task.id
             assert x509_server.remit.tasks.get(task_id).state.value == "completed"
 

@@ -10,7 +10,7 @@ from tests.integration.conftest import LiveServer
 from tests.integration.test_http_tasks import TRUST_DOMAIN, Workloads, agent_server, workloads
 
 from remit.errors import AgentUntraceable, InvalidRequest
-from remit.sdk import JwtSvidFile, RemitClient, TaskSession
+from remit.sdk import EvidenceSource, JwtSvidFile, RemitClient, TaskSession
 from remit.wire.tasks import EvidenceIn
 
 __all__ = ["agent_server", "workloads"]  # fixtures used here
@@ -28,7 +28,7 @@ class RotatingSvidFile(JwtSvidFile):
         return super().evidence()
 
 
-def _task(client: RemitClient, source: JwtSvidFile) -> TaskSession:
+def _task(client: RemitClient, source: EvidenceSource) -> TaskSession:
     return client.task(
         evidence=source,
         workflow="release-docs@1",

@@ -25,11 +25,11 @@ from spiffe._proto import workload_pb2, workload_pb2_grpc
 from tests.integration.conftest import LiveServer
 from tests.integration.test_http_tasks import BOT, ISSUER, Workloads
 from tests.integration.test_http_x509_svid import _now, workloads, x509_server  # noqa: F401 - fixtures
+from tests.integration.test_sdk_task import _task
 from tests.unit.core.attestation.minting import sign
 
 from remit.errors import Unavailable
 from remit.sdk import RemitClient, SpiffeWorkloadApi, SpiffeX509WorkloadApi
-from remit.sdk.evidence import EvidenceSource
 
 
 class StandInAgent(workload_pb2_grpc.SpiffeWorkloadAPIServicer):
@@ -86,40 +86,20 @@ def agent_socket(tmp_path: Path, workloads: Workloads) -> Iterator[tuple[str, St
         server.stop(grace=None)
 
 
-def _run_task(live: LiveServer, source: EvidenceSource) -> str:
-    with (
-        RemitClient(live.url) as client,
-        client.task(
-            evidence=source,
-            workflow="release-docs@1",
-            objective="publish the Q1 docs",
-            tools={"github": ["read_file"]},
-            resources=["repo:acme/docs"],
-            expected_duration_seconds=300,
-            environment="prod",
-            audience="tool:github",
-        ) as task,
-    ):
-        task_id: str = task.id
-    return task_id
-
-
-def test_a_task_runs_on_an_x509_svid_from_the_workload_api(
-    x509_server: LiveServer, agent_socket: tuple[str, StandInAgent]
+@pytest.mark.parametrize(
+    ("source", "call"), [(SpiffeX509WorkloadApi, "x509"), (SpiffeWorkloadApi, "jwt")], ids=["x509-svid", "jwt-svid"]
+)
+def test_a_task_runs_on_an_svid_from_the_workload_api(
+    x509_server: LiveServer,
+    agent_socket: tuple[str, StandInAgent],
+    source: type[SpiffeX509WorkloadApi | SpiffeWorkloadApi],
+    call: str,
 ) -> None:
     address, agent = agent_socket
-    task_id = _run_task(x509_server, SpiffeX509WorkloadApi(ISSUER, socket_path=address))
+    with RemitClient(x509_server.url) as client, _task(client, source(ISSUER, socket_path=address)) as task:
+        task_id = task.id
     assert x509_server.remit.tasks.get(task_id).state.value == "completed"
-    assert agent.calls == ["x509"]
-
-
-def test_a_task_runs_on_a_jwt_svid_from_the_workload_api(
-    x509_server: LiveServer, agent_socket: tuple[str, StandInAgent]
-) -> None:
-    address, agent = agent_socket
-    task_id = _run_task(x509_server, SpiffeWorkloadApi(ISSUER, socket_path=address))
-    assert x509_server.remit.tasks.get(task_id).state.value == "completed"
-    assert agent.calls == ["jwt"]
+    assert agent.calls == [call]
 
 
 def test_no_agent_at_the_socket_is_unavailable_with_the_reason(tmp_path: Path) -> None:

@@ -37,10 +37,11 @@ from remit.adapters.jose import (
     parse_compact,
     verify_signature,
 )
-from remit.core.attestation.models import MAX_EVIDENCE_BYTES, DeferredCheck, Evidence, EvidenceKind, WorkloadIdentity
+from remit.adapters.jws_evidence import JwsEvidenceAttestor, refused
+from remit.core.attestation.models import MAX_EVIDENCE_BYTES, DeferredCheck, EvidenceKind, WorkloadIdentity
 from remit.core.clock import Clock
 from remit.core.registry.models import OidcSubject
-from remit.errors import AttestationFailed, CredentialExpired, CredentialInvalid, InvalidRequest
+from remit.errors import CredentialInvalid, InvalidRequest
 
 __all__ = ["DEFAULT_OIDC_ALGORITHMS", "OidcAttestor", "OidcIssuer", "parse_jwks"]
 
@@ -49,10 +50,6 @@ _SUPPORTED: Final = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
 _MISSING: Final = object()
-
-
-def _fail(reason: str) -> AttestationFailed:
-    return AttestationFailed(details={"reason": reason})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,7 +113,7 @@ def _matches(actual: object, expected: object) -> bool:
     return type(actual) is type(expected) and actual == expected
 
 
-class OidcAttestor:
+class OidcAttestor(JwsEvidenceAttestor):
     """Verifies OIDC workload tokens from the configured issuers."""
 
     def __init__(  # noqa: PLR0913 - each knob is a documented security bound
@@ -158,40 +155,29 @@ class OidcAttestor:
     def issuers(self) -> frozenset[str]:
         return frozenset(self._issuers)
 
-    def attest(self, evidence: Evidence, *, now: dt.datetime) -> WorkloadIdentity:
-        identity, check = self.attest_deferred(evidence, now=now)
-        check()
-        return identity
-
-    def attest_deferred(self, evidence: Evidence, *, now: dt.datetime) -> tuple[WorkloadIdentity, DeferredCheck]:
-        try:
-            return self._attest(evidence.token, now=now)
-        except (CredentialInvalid, CredentialExpired) as exc:
-            raise _fail(str(exc.details.get("reason", "invalid"))) from None
-
     def _attest(self, token: str, *, now: dt.datetime) -> tuple[WorkloadIdentity, DeferredCheck]:
         jws = parse_compact(token, max_bytes=MAX_EVIDENCE_BYTES)
         header, claims = jws.header, jws.payload
         iss = claims.get("iss")
         configured = self._issuers.get(iss) if isinstance(iss, str) else None
         if configured is None or not isinstance(iss, str):
-            raise _fail("unknown_issuer")
+            raise refused("unknown_issuer")
         issuer, keys = configured
         if jws.alg not in issuer.algorithms:
-            raise _fail("alg_not_allowed")
+            raise refused("alg_not_allowed")
         key = self._key(keys, jws.kid)
         if "typ" in header and header["typ"] not in issuer.allowed_typ:
-            raise _fail("wrong_typ")
+            raise refused("wrong_typ")
         check_audience(claims, issuer.audience, single=self._single_audience)
         expires_at, issued_at = check_times(claims, now=now, leeway=self._leeway)
         subject = claims.get("sub")
         try:
             identity = OidcSubject.parse(iss, subject if isinstance(subject, str) else "")
         except InvalidRequest:
-            raise _fail("bad_subject") from None
+            raise refused("bad_subject") from None
         for name, expected in issuer.bound_claims.items():
             if not _matches(_claim(claims, name), expected):
-                raise _fail("bound_claims_mismatch")
+                raise refused("bound_claims_mismatch")
         jti = claims.get("jti")
         workload = WorkloadIdentity.for_oidc(
             identity,
@@ -203,17 +189,17 @@ class OidcAttestor:
 
         def signature() -> None:
             if not verify_signature(jws, key):
-                raise _fail("bad_signature")
+                raise refused("bad_signature")
 
         return workload, DeferredCheck(signature)
 
     @staticmethod
     def _key(keys: KeySetCache[Mapping[str, VerificationKey]], kid: str | None) -> VerificationKey:
         if kid is None:
-            raise _fail("missing_kid")
+            raise refused("missing_kid")
         key = keys.current().get(kid)
         if key is None:
             key = keys.refresh_now().get(kid)  # the issuer may have rotated; rate-limited
         if key is None:
-            raise _fail("unknown_kid")
+            raise refused("unknown_kid")
         return key

@@ -52,10 +52,11 @@ from remit.adapters.jose import (
     parse_compact,
     verify_signature,
 )
-from remit.core.attestation.models import MAX_EVIDENCE_BYTES, DeferredCheck, Evidence, EvidenceKind, WorkloadIdentity
+from remit.adapters.jws_evidence import JwsEvidenceAttestor, check_spiffe_header, refused
+from remit.core.attestation.models import MAX_EVIDENCE_BYTES, DeferredCheck, EvidenceKind, WorkloadIdentity
 from remit.core.clock import Clock
 from remit.core.registry.models import SpiffeId
-from remit.errors import AttestationFailed, CredentialExpired, CredentialInvalid, InvalidRequest
+from remit.errors import CredentialInvalid, InvalidRequest
 
 __all__ = [
     "DEFAULT_BUNDLE_REFRESH",
@@ -71,11 +72,6 @@ DEFAULT_BUNDLE_REFRESH: Final = dt.timedelta(minutes=5)
 _JWT_SVID_USE: Final = "jwt-svid"
 _X509_SVID_USE: Final = "x509-svid"
 _ALLOWED_HEADERS: Final = frozenset({"alg", "kid", "typ"})
-_ALLOWED_TYP: Final = frozenset({"JWT", "JOSE"})
-
-
-def _fail(reason: str) -> AttestationFailed:
-    return AttestationFailed(details={"reason": reason})
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +149,7 @@ def _x509_authority(entry: Mapping[str, Any]) -> x509.Certificate | None:
         return None
 
 
-class JwtSvidAttestor:
+class JwtSvidAttestor(JwsEvidenceAttestor):
     """Verifies JWT-SVIDs for Remit's audience against the configured trust bundles."""
 
     def __init__(  # noqa: PLR0913 - each knob is a documented security bound
@@ -217,37 +213,21 @@ class JwtSvidAttestor:
         """The cached bundle of each trust domain, for the X.509-SVID attestor to share (one fetch, one refresh)."""
         return MappingProxyType(self._bundles)
 
-    def attest(self, evidence: Evidence, *, now: dt.datetime) -> WorkloadIdentity:
-        identity, check = self.attest_deferred(evidence, now=now)
-        check()
-        return identity
-
-    def attest_deferred(self, evidence: Evidence, *, now: dt.datetime) -> tuple[WorkloadIdentity, DeferredCheck]:
-        try:
-            return self._attest(evidence.token, now=now)
-        except (CredentialInvalid, CredentialExpired) as exc:
-            raise _fail(str(exc.details.get("reason", "invalid"))) from None
-
     def _attest(self, token: str, *, now: dt.datetime) -> tuple[WorkloadIdentity, DeferredCheck]:
         jws = parse_compact(token, max_bytes=MAX_EVIDENCE_BYTES)
-        header, claims = jws.header, jws.payload
-        if not _ALLOWED_HEADERS.issuperset(header):
-            raise _fail("forbidden_header")
-        if "typ" in header and (not isinstance(header["typ"], str) or header["typ"] not in _ALLOWED_TYP):
-            raise _fail("wrong_typ")
-        if jws.alg not in self._algorithms:
-            raise _fail("alg_not_allowed")
+        claims = jws.payload
+        check_spiffe_header(jws, allowed=_ALLOWED_HEADERS, algorithms=self._algorithms)
         subject = claims.get("sub")
         try:
             spiffe_id = SpiffeId.parse(subject if isinstance(subject, str) else "")
         except InvalidRequest:
-            raise _fail("bad_spiffe_id") from None
+            raise refused("bad_spiffe_id") from None
         source = self._bundles.get(spiffe_id.trust_domain)
         if source is None:
-            raise _fail("unknown_trust_domain")
+            raise refused("unknown_trust_domain")
         kid = jws.kid
         if kid is None:
-            raise _fail("missing_kid")
+            raise refused("missing_kid")
         key = self._authority(source, kid)
         check_audience(claims, self._audience, single=self._single_audience)
         expires_at, issued_at = check_times(claims, now=now, leeway=self._leeway)
@@ -262,7 +242,7 @@ class JwtSvidAttestor:
 
         def signature() -> None:
             if not verify_signature(jws, key):
-                raise _fail("bad_signature")
+                raise refused("bad_signature")
 
         # The key is the trust domain's authority named by `kid`, chosen above: only the check is left.
         return identity, DeferredCheck(signature)
@@ -274,7 +254,7 @@ class JwtSvidAttestor:
             bundle = source.refresh_now()  # a new authority may have been added since the last refresh
             key = bundle.jwt_authorities.get(kid)
         if bundle.is_revoked:
-            raise _fail("bundle_revoked")
+            raise refused("bundle_revoked")
         if key is None:
-            raise _fail("kid_wrong_use" if kid in bundle.other_use_kids else "unknown_kid")
+            raise refused("kid_wrong_use" if kid in bundle.other_use_kids else "unknown_kid")
         return key

@@ -56,10 +56,11 @@ from remit.adapters.jose import (
     parse_compact,
     verify_signature,
 )
+from remit.adapters.jws_evidence import JwsEvidenceAttestor, check_spiffe_header, refused
 from remit.adapters.spiffe import JWT_SVID_ALGORITHMS, TrustBundle
-from remit.core.attestation.models import MAX_EVIDENCE_BYTES, DeferredCheck, Evidence, EvidenceKind, WorkloadIdentity
+from remit.core.attestation.models import MAX_EVIDENCE_BYTES, DeferredCheck, EvidenceKind, WorkloadIdentity
 from remit.core.registry.models import SpiffeId
-from remit.errors import AttestationFailed, CredentialExpired, CredentialInvalid, InvalidRequest
+from remit.errors import InvalidRequest
 
 __all__ = ["MAX_CHAIN", "X509SvidAttestor"]
 
@@ -67,7 +68,6 @@ __all__ = ["MAX_CHAIN", "X509SvidAttestor"]
 MAX_CHAIN: Final = 4
 _MAX_JTI: Final = 256
 _ALLOWED_HEADERS: Final = frozenset({"alg", "typ", "x5c"})
-_ALLOWED_TYP: Final = frozenset({"JWT", "JOSE"})
 
 _E = TypeVar("_E", bound=x509.ExtensionType)
 
@@ -81,11 +81,7 @@ _EE_POLICY: Final = verification.ExtensionPolicy.webpki_defaults_ee().may_be_pre
 )
 
 
-def _fail(reason: str) -> AttestationFailed:
-    return AttestationFailed(details={"reason": reason})
-
-
-class X509SvidAttestor:
+class X509SvidAttestor(JwsEvidenceAttestor):
     """Verifies X.509-SVID assertions for Remit's audience against the trust domains' X.509 authorities."""
 
     def __init__(
@@ -109,17 +105,6 @@ class X509SvidAttestor:
     def kind(self) -> EvidenceKind:
         return EvidenceKind.X509_SVID
 
-    def attest(self, evidence: Evidence, *, now: dt.datetime) -> WorkloadIdentity:
-        identity, check = self.attest_deferred(evidence, now=now)
-        check()
-        return identity
-
-    def attest_deferred(self, evidence: Evidence, *, now: dt.datetime) -> tuple[WorkloadIdentity, DeferredCheck]:
-        try:
-            return self._attest(evidence.token, now=now)
-        except (CredentialInvalid, CredentialExpired) as exc:
-            raise _fail(str(exc.details.get("reason", "invalid"))) from None
-
     def _attest(self, token: str, *, now: dt.datetime) -> tuple[WorkloadIdentity, DeferredCheck]:
         jws = parse_compact(token, max_bytes=MAX_EVIDENCE_BYTES)
         claims = jws.payload
@@ -127,20 +112,20 @@ class X509SvidAttestor:
         leaf = chain[0]
         spiffe_id = _workload_id(leaf)
         if claims.get("iss") != str(spiffe_id) or claims.get("sub") != str(spiffe_id):
-            raise _fail("subject_mismatch")
+            raise refused("subject_mismatch")
         source = self._bundles.get(spiffe_id.trust_domain)
         if source is None:
-            raise _fail("unknown_trust_domain")
+            raise refused("unknown_trust_domain")
         authorities = _authorities(source, chain[-1])
         check_audience(claims, self._audience, single=True)
         if claims.get("iat") is None:
-            raise _fail("missing_claim")
+            raise refused("missing_claim")
         expires_at, issued_at = check_times(claims, now=now, leeway=self._leeway)
         if expires_at > leaf.not_valid_after_utc:
-            raise _fail("outlives_svid")
+            raise refused("outlives_svid")
         jti = claims.get("jti")
         if not isinstance(jti, str) or not jti or len(jti) > _MAX_JTI:
-            raise _fail("missing_jti")
+            raise refused("missing_jti")
         identity = WorkloadIdentity.for_spiffe(
             spiffe_id,
             claims=claims,
@@ -153,38 +138,32 @@ class X509SvidAttestor:
         def check() -> None:
             _validate_path(chain, authorities, now)
             if not verify_signature(jws, key):
-                raise _fail("bad_signature")
+                raise refused("bad_signature")
 
         return identity, DeferredCheck(check)
 
     def _header(self, jws: CompactJws) -> tuple[list[x509.Certificate], VerificationKey]:
         """The header's checks: the chain it carries and the leaf's key, which must fit `alg`."""
-        header = jws.header
-        if not _ALLOWED_HEADERS.issuperset(header):
-            raise _fail("forbidden_header")
-        if "typ" in header and (not isinstance(header["typ"], str) or header["typ"] not in _ALLOWED_TYP):
-            raise _fail("wrong_typ")
-        if jws.alg not in self._algorithms:
-            raise _fail("alg_not_allowed")
-        chain = _chain(header.get("x5c"))
+        check_spiffe_header(jws, allowed=_ALLOWED_HEADERS, algorithms=self._algorithms)
+        chain = _chain(jws.header.get("x5c"))
         key = import_public_key(chain[0].public_key())
         if not key.fits(jws.alg):
-            raise _fail("alg_key_mismatch")
+            raise refused("alg_key_mismatch")
         return chain, key
 
 
 def _chain(x5c: object) -> list[x509.Certificate]:
     """The `x5c` certificates, leaf first (RFC 7515 §4.1.6: standard base64 of DER, not base64url)."""
     if x5c is None:
-        raise _fail("missing_x5c")
+        raise refused("missing_x5c")
     if not isinstance(x5c, list) or not x5c or not all(isinstance(entry, str) for entry in x5c):
-        raise _fail("bad_x5c")
+        raise refused("bad_x5c")
     if len(x5c) > MAX_CHAIN:
-        raise _fail("chain_too_long")
+        raise refused("chain_too_long")
     try:
         return [x509.load_der_x509_certificate(base64.b64decode(entry, validate=True)) for entry in x5c]
     except (ValueError, binascii.Error):
-        raise _fail("bad_x5c") from None
+        raise refused("bad_x5c") from None
 
 
 def _workload_id(leaf: x509.Certificate) -> SpiffeId:
@@ -192,17 +171,17 @@ def _workload_id(leaf: x509.Certificate) -> SpiffeId:
     names = _extension(leaf, x509.SubjectAlternativeName)
     uris = names.get_values_for_type(x509.UniformResourceIdentifier) if names is not None else []
     if len(uris) != 1:
-        raise _fail("bad_svid")
+        raise refused("bad_svid")
     try:
         spiffe_id = SpiffeId.parse(uris[0])
     except InvalidRequest:
-        raise _fail("bad_svid") from None
+        raise refused("bad_svid") from None
     basic = _extension(leaf, x509.BasicConstraints)
     if basic is not None and basic.ca:
-        raise _fail("svid_is_ca")
+        raise refused("svid_is_ca")
     usage = _extension(leaf, x509.KeyUsage)
     if usage is None or not usage.digital_signature or usage.key_cert_sign or usage.crl_sign:
-        raise _fail("bad_key_usage")
+        raise refused("bad_key_usage")
     return spiffe_id
 
 
@@ -213,7 +192,7 @@ def _extension(certificate: x509.Certificate, kind: type[_E]) -> _E | None:
     except x509.ExtensionNotFound:
         return None
     except ValueError:
-        raise _fail("bad_svid") from None
+        raise refused("bad_svid") from None
 
 
 def _authorities(source: KeySetCache[TrustBundle], top: x509.Certificate) -> tuple[x509.Certificate, ...]:
@@ -222,11 +201,11 @@ def _authorities(source: KeySetCache[TrustBundle], top: x509.Certificate) -> tup
     if not bundle.is_revoked and not _names_an_authority(bundle, top):
         bundle = source.refresh_now()  # the trust domain may have rotated its CA since the last refresh
     if bundle.is_revoked:
-        raise _fail("bundle_revoked")
+        raise refused("bundle_revoked")
     if not bundle.x509_authorities:
-        raise _fail("no_x509_authorities")
+        raise refused("no_x509_authorities")
     if not _names_an_authority(bundle, top):
-        raise _fail("untrusted_chain")
+        raise refused("untrusted_chain")
     return bundle.x509_authorities
 
 
@@ -247,4 +226,4 @@ def _validate_path(chain: list[x509.Certificate], authorities: tuple[x509.Certif
         )
         verifier.verify(chain[0], chain[1:])
     except (verification.VerificationError, ValueError):
-        raise _fail("untrusted_chain") from None
+        raise refused("untrusted_chain") from None

@@ -8,7 +8,6 @@ The key never leaves the process unless the caller persists it (`private_pem`). 
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import json
@@ -16,6 +15,8 @@ import secrets
 
 from typing import TYPE_CHECKING, Any, Final, Self
 from urllib.parse import urlsplit, urlunsplit
+
+from remit.sdk._jws import b64url, compact, ecdsa_signature, require_cryptography
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
@@ -27,22 +28,13 @@ _ALG: Final = "ES256"
 _COORDINATE_BYTES: Final = 32  # P-256
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 def _require_cryptography() -> None:
-    """The import guard: DPoP without `cryptography` is a clear error naming the extra, not a bare ImportError."""
-    try:
-        import cryptography  # noqa: F401, PLC0415 - optional dependency, loaded on first use
-    except ImportError as exc:
-        msg = f"DPoP needs the `cryptography` package: pip install '{DPOP_EXTRA}'"
-        raise ImportError(msg, name="cryptography") from exc
+    require_cryptography("DPoP", DPOP_EXTRA)
 
 
 def access_token_hash(access_token: str) -> str:
     """RFC 9449 §4.2 `ath`: base64url of the SHA-256 of the ASCII access token."""
-    return _b64url(hashlib.sha256(access_token.encode("ascii")).digest())
+    return b64url(hashlib.sha256(access_token.encode("ascii")).digest())
 
 
 def htu_of(url: str) -> str:
@@ -66,8 +58,8 @@ class DpopKey:
         self._jwk = {
             "kty": "EC",
             "crv": "P-256",
-            "x": _b64url(numbers.x.to_bytes(_COORDINATE_BYTES, "big")),
-            "y": _b64url(numbers.y.to_bytes(_COORDINATE_BYTES, "big")),
+            "x": b64url(numbers.x.to_bytes(_COORDINATE_BYTES, "big")),
+            "y": b64url(numbers.y.to_bytes(_COORDINATE_BYTES, "big")),
         }
 
     @classmethod
@@ -108,7 +100,7 @@ class DpopKey:
     def thumbprint(self) -> str:
         """RFC 7638 thumbprint (SHA-256) of the public key: the `cnf.jkt` a bound credential carries."""
         canonical = json.dumps(self._jwk, sort_keys=True, separators=(",", ":"))
-        return _b64url(hashlib.sha256(canonical.encode("ascii")).digest())
+        return b64url(hashlib.sha256(canonical.encode("ascii")).digest())
 
     def proof(self, method: str, url: str, *, access_token: str | None = None) -> str:
         """A new proof for one request: `htm`, `htu` (no query or fragment), a unique `jti`, `iat`; `ath` with a token.
@@ -124,21 +116,12 @@ class DpopKey:
         }
         if access_token is not None:
             claims["ath"] = access_token_hash(access_token)
-        signing_input = f"{_segment(header)}.{_segment(claims)}".encode("ascii")
-        return f"{signing_input.decode('ascii')}.{_b64url(self._sign(signing_input))}"
+        return compact(header, claims, self._sign)
 
     def _sign(self, signing_input: bytes) -> bytes:
         from cryptography.hazmat.primitives import hashes  # noqa: PLC0415 - optional dependency
-        from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
-        from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature  # noqa: PLC0415
 
-        # cryptography returns DER; JWS ES256 wants the two 32-byte integers concatenated (RFC 7518 §3.4).
-        r, s = decode_dss_signature(self._key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
-        return r.to_bytes(_COORDINATE_BYTES, "big") + s.to_bytes(_COORDINATE_BYTES, "big")
+        return ecdsa_signature(self._key, signing_input, hashes.SHA256(), _COORDINATE_BYTES)
 
     def __repr__(self) -> str:
         return f"DpopKey(jkt={self.thumbprint!r})"
-
-
-def _segment(value: dict[str, Any]) -> str:
-    return _b64url(json.dumps(value, separators=(",", ":")).encode("utf-8"))

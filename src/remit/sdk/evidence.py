@@ -10,6 +10,7 @@ accident. An X.509-SVID is sent as a new assertion each time, signed with the SV
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -67,6 +68,21 @@ class OidcTokenFile(_TokenFile):
     kind = "oidc"
 
 
+def _from_workload_api(socket_path: str | None, fetch: Callable[[Any], Any], what: str) -> Any:  # noqa: ANN401
+    """`fetch(client)` on a SPIFFE Workload API client (the optional `spiffe` package); any failure is Unavailable."""
+    try:
+        from spiffe import WorkloadApiClient  # noqa: PLC0415 - optional
+    except ImportError as exc:
+        msg = "the SPIFFE Workload API needs the `spiffe` package (pip install spiffe)"
+        raise Unavailable(msg) from exc
+    try:
+        with WorkloadApiClient(socket_path) if socket_path else WorkloadApiClient() as client:
+            return fetch(client)
+    except Exception as exc:
+        msg = f"the SPIFFE Workload API did not give {what} ({type(exc).__name__})"
+        raise Unavailable(msg) from exc
+
+
 class SpiffeWorkloadApi:
     """JWT-SVIDs from the SPIFFE Workload API, through the optional `spiffe` package."""
 
@@ -75,18 +91,9 @@ class SpiffeWorkloadApi:
         self._socket_path = socket_path
 
     def evidence(self) -> EvidenceIn:
-        try:
-            from spiffe import WorkloadApiClient  # noqa: PLC0415 - optional
-        except ImportError as exc:
-            msg = "the SPIFFE Workload API needs the `spiffe` package (pip install spiffe)"
-            raise Unavailable(msg) from exc
-        try:
-            client: Any = WorkloadApiClient(self._socket_path) if self._socket_path else WorkloadApiClient()
-            with client:
-                svid = client.fetch_jwt_svid(audience={self._audience})
-        except Exception as exc:
-            msg = f"the SPIFFE Workload API did not give a JWT-SVID ({type(exc).__name__})"
-            raise Unavailable(msg) from exc
+        svid = _from_workload_api(
+            self._socket_path, lambda client: client.fetch_jwt_svid(audience={self._audience}), "a JWT-SVID"
+        )
         return EvidenceIn(kind="jwt_svid", token=str(svid.token))
 
 
@@ -138,17 +145,6 @@ class SpiffeX509WorkloadApi:
         self._socket_path = socket_path
 
     def evidence(self) -> EvidenceIn:
-        try:
-            from spiffe import WorkloadApiClient  # noqa: PLC0415 - optional
-        except ImportError as exc:
-            msg = "the SPIFFE Workload API needs the `spiffe` package (pip install spiffe)"
-            raise Unavailable(msg) from exc
-        try:
-            client: Any = WorkloadApiClient(self._socket_path) if self._socket_path else WorkloadApiClient()
-            with client:
-                svid = client.fetch_x509_svid()
-        except Exception as exc:
-            msg = f"the SPIFFE Workload API did not give an X.509-SVID ({type(exc).__name__})"
-            raise Unavailable(msg) from exc
+        svid = _from_workload_api(self._socket_path, lambda client: client.fetch_x509_svid(), "an X.509-SVID")
         token = x509_svid_assertion(list(svid.cert_chain), svid.private_key, audience=self._audience)
         return EvidenceIn(kind="x509_svid", token=token)

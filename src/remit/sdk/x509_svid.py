@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import json
 import secrets
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from remit.errors import InvalidRequest
+from remit.sdk._jws import compact, ecdsa_signature
+from remit.sdk._jws import require_cryptography as _require
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -32,21 +33,9 @@ ASSERTION_LIFETIME: Final = dt.timedelta(seconds=60)
 _CURVES: Final = {"secp256r1": ("ES256", 32), "secp384r1": ("ES384", 48), "secp521r1": ("ES512", 66)}
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _segment(value: dict[str, Any]) -> str:
-    return _b64url(json.dumps(value, separators=(",", ":")).encode("utf-8"))
-
-
 def require_cryptography() -> None:
-    """The import guard: X.509-SVID evidence without `cryptography` names the extra, not a bare ImportError."""
-    try:
-        import cryptography  # noqa: F401, PLC0415 - optional dependency, loaded on first use
-    except ImportError as exc:
-        msg = f"X.509-SVID evidence needs the `cryptography` package: pip install '{X509_EXTRA}'"
-        raise ImportError(msg, name="cryptography") from exc
+    """The import guard: X.509-SVID evidence without `cryptography` names the extra."""
+    _require("X.509-SVID evidence", X509_EXTRA)
 
 
 def x509_svid_assertion(
@@ -87,26 +76,19 @@ def x509_svid_assertion(
         "exp": int(expires.timestamp()),
         "jti": secrets.token_urlsafe(24),
     }
-    signing_input = f"{_segment(header)}.{_segment(claims)}"
-    return f"{signing_input}.{_b64url(sign(signing_input.encode('ascii')))}"
+    return compact(header, claims, sign)
 
 
 def _signer(key: PrivateKeyTypes) -> tuple[str, Any]:
     """The JWS algorithm `key` fits, and a function signing bytes with it in JWS form."""
     from cryptography.hazmat.primitives import hashes  # noqa: PLC0415 - optional dependency
     from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa  # noqa: PLC0415
-    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature  # noqa: PLC0415
 
     if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name in _CURVES:
         alg, size = _CURVES[key.curve.name]
         digest = {"ES256": hashes.SHA256(), "ES384": hashes.SHA384(), "ES512": hashes.SHA512()}[alg]
 
-        def sign_ec(data: bytes) -> bytes:
-            # cryptography returns DER; JWS wants the two integers, each `size` bytes, concatenated.
-            r, s = decode_dss_signature(key.sign(data, ec.ECDSA(digest)))
-            return r.to_bytes(size, "big") + s.to_bytes(size, "big")
-
-        return alg, sign_ec
+        return alg, lambda data: ecdsa_signature(key, data, digest, size)
     if isinstance(key, rsa.RSAPrivateKey):
         return "RS256", lambda data: key.sign(data, padding.PKCS1v15(), hashes.SHA256())
     raise InvalidRequest("an X.509-SVID key here is EC (P-256, P-384, P-521) or RSA", field="evidence")

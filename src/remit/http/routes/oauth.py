@@ -10,8 +10,6 @@ tools and one `remit_task` detail with workflow, objective, duration and environ
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 
@@ -22,6 +20,7 @@ from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body
 
+from remit.adapters.jose import parse_compact
 from remit.bootstrap import Remit
 from remit.core.attestation.models import Evidence
 from remit.core.audit.models import ActorKind, AuditActor
@@ -139,15 +138,13 @@ def _declaration(form: dict[str, str]) -> TaskDeclaration:
 def _carries_x5c(token: str) -> bool:
     """Whether a `jwt` subject token's JOSE header carries `x5c`: then it is an X.509-SVID assertion (ADR 0017).
 
-    A JWT-SVID never carries one (its attestor refuses the header). The header is only read here to route
-    the token; the attestor then parses and checks it strictly.
+    A JWT-SVID never carries one (its attestor refuses the header). A token that does not even parse is left
+    to the JWT-SVID attestor, which refuses it with the parser's reason.
     """
-    head = token.split(".", 1)[0]
     try:
-        header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
-    except (ValueError, binascii.Error, RecursionError):  # deeply nested JSON too: the attestor refuses it
+        return "x5c" in parse_compact(token, max_bytes=_MAX_FIELD).header
+    except CredentialInvalid:
         return False
-    return isinstance(header, dict) and "x5c" in header
 
 
 @post(

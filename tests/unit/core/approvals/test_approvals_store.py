@@ -206,6 +206,10 @@ def test_a_step_up_decided_just_before_an_approval_points_at_that_approval(
 
     assert _open(service, task) == first  # the approved request, whose live elevation allows the retry
     assert [a.id for a in service.list(state=ApprovalState.PENDING, limit=10).items] == []
+    # Only this task's own approval, for exactly this call: another task, or another context, asks anew.
+    other = _task(stack)
+    assert _open(service, other) != first
+    assert _open(service, task, amount=5) != first
 
     book = ElevationBook(stack.database.transaction, stack.database.reading, clock=stack.clock, ids=ids)
     elevation = book.find(task_id=task.id, epoch=0, context={}, **CALL)
