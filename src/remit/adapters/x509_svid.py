@@ -25,6 +25,11 @@ Left to the DeferredCheck (ADR 0015), because it costs signature checks: X.509 p
 to that trust domain's authorities only, at the attestation time, with cryptography's verifier (RFC 5280 and
 its CA/Browser-forum profile for the chain), then the assertion's signature with the leaf's key.
 
+A workload signs many assertions with one SVID, so a chain that passed path validation is remembered
+(`ValidatedChains`): the same `x5c`, against the very same authorities (a bundle refresh makes new ones), at
+a time inside every certificate's validity of the path that was built, passes without its signatures being
+checked again. The assertion's own signature is checked every time. Refusals are never remembered.
+
 Failures raise AttestationFailed with `details["reason"]`: the parser's (`malformed`, `oversized`,
 `duplicate_claim`, `unsupported_crit`), `forbidden_header`, `wrong_typ`, `alg_not_allowed`, `missing_x5c`,
 `bad_x5c`, `chain_too_long`, `bad_svid`, `svid_is_ca`, `bad_key_usage`, `unsupported_key_type`, `weak_key`,
@@ -38,8 +43,11 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import threading
 
-from collections.abc import Iterable, Mapping
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Final, TypeVar
 
 from cryptography import x509
@@ -47,7 +55,6 @@ from cryptography.x509 import verification
 
 from remit.adapters.jose import (
     DEFAULT_LEEWAY,
-    CompactJws,
     KeySetCache,
     VerificationKey,
     check_audience,
@@ -62,7 +69,7 @@ from remit.core.attestation.models import MAX_EVIDENCE_BYTES, DeferredCheck, Evi
 from remit.core.registry.models import SpiffeId
 from remit.errors import InvalidRequest
 
-__all__ = ["MAX_CHAIN", "X509SvidAttestor"]
+__all__ = ["MAX_CHAIN", "ValidatedChains", "X509SvidAttestor"]
 
 # A SPIRE chain is the leaf and at most a couple of intermediates; anything longer is not an SVID chain.
 MAX_CHAIN: Final = 4
@@ -91,6 +98,7 @@ class X509SvidAttestor(JwsEvidenceAttestor):
         audience: str,
         algorithms: Iterable[str] = JWT_SVID_ALGORITHMS,
         leeway: dt.timedelta = DEFAULT_LEEWAY,
+        validated_chains: int = 1024,
     ) -> None:
         self._algorithms = frozenset(algorithms)
         if not self._algorithms <= set(JWT_SVID_ALGORITHMS):
@@ -100,28 +108,37 @@ class X509SvidAttestor(JwsEvidenceAttestor):
         self._bundles = bundles
         self._audience = audience
         self._leeway = leeway
+        self._validated = ValidatedChains(validated_chains)
 
     @property
     def kind(self) -> EvidenceKind:
         return EvidenceKind.X509_SVID
 
+    @property
+    def validated_chains(self) -> ValidatedChains:
+        """The chains kept after passing path validation (for metrics and tests)."""
+        return self._validated
+
     def _attest(self, token: str, *, now: dt.datetime) -> tuple[WorkloadIdentity, DeferredCheck]:
         jws = parse_compact(token, max_bytes=MAX_EVIDENCE_BYTES)
         claims = jws.payload
-        chain, key = self._header(jws)
-        leaf = chain[0]
-        spiffe_id = _workload_id(leaf)
+        check_spiffe_header(jws, allowed=_ALLOWED_HEADERS, algorithms=self._algorithms)
+        x5c = _x5c(jws.header.get("x5c"))
+        svid = self._validated.parsed(x5c) or _parse(x5c)
+        if not svid.key.fits(jws.alg):
+            raise refused("alg_key_mismatch")
+        spiffe_id = svid.spiffe_id
         if claims.get("iss") != str(spiffe_id) or claims.get("sub") != str(spiffe_id):
             raise refused("subject_mismatch")
         source = self._bundles.get(spiffe_id.trust_domain)
         if source is None:
             raise refused("unknown_trust_domain")
-        authorities = _authorities(source, chain[-1])
+        authorities = _authorities(source, svid.chain[-1])
         check_audience(claims, self._audience, single=True)
         if claims.get("iat") is None:
             raise refused("missing_claim")
         expires_at, issued_at = check_times(claims, now=now, leeway=self._leeway)
-        if expires_at > leaf.not_valid_after_utc:
+        if expires_at > svid.chain[0].not_valid_after_utc:
             raise refused("outlives_svid")
         jti = claims.get("jti")
         if not isinstance(jti, str) or not jti or len(jti) > _MAX_JTI:
@@ -136,34 +153,42 @@ class X509SvidAttestor(JwsEvidenceAttestor):
         )
 
         def check() -> None:
-            _validate_path(chain, authorities, now)
-            if not verify_signature(jws, key):
+            self._validated.validate(svid, authorities, now)
+            if not verify_signature(jws, svid.key):
                 raise refused("bad_signature")
 
         return identity, DeferredCheck(check)
 
-    def _header(self, jws: CompactJws) -> tuple[list[x509.Certificate], VerificationKey]:
-        """The header's checks: the chain it carries and the leaf's key, which must fit `alg`."""
-        check_spiffe_header(jws, allowed=_ALLOWED_HEADERS, algorithms=self._algorithms)
-        chain = _chain(jws.header.get("x5c"))
-        key = import_public_key(chain[0].public_key())
-        if not key.fits(jws.alg):
-            raise refused("alg_key_mismatch")
-        return chain, key
+
+@dataclass(frozen=True, slots=True)
+class _Svid:
+    """What an `x5c` header carries, parsed and past the SVID leaf rules: a pure function of its entries."""
+
+    x5c: tuple[str, ...]
+    chain: tuple[x509.Certificate, ...]  # leaf first
+    key: VerificationKey  # the leaf's
+    spiffe_id: SpiffeId
 
 
-def _chain(x5c: object) -> list[x509.Certificate]:
-    """The `x5c` certificates, leaf first (RFC 7515 §4.1.6: standard base64 of DER, not base64url)."""
+def _parse(x5c: tuple[str, ...]) -> _Svid:
+    """The chain of `x5c` and its leaf's key and SPIFFE ID, after the leaf rules."""
+    try:
+        chain = tuple(x509.load_der_x509_certificate(base64.b64decode(entry, validate=True)) for entry in x5c)
+    except (ValueError, binascii.Error):
+        raise refused("bad_x5c") from None
+    key = import_public_key(chain[0].public_key())
+    return _Svid(x5c, chain, key, _workload_id(chain[0]))
+
+
+def _x5c(x5c: object) -> tuple[str, ...]:
+    """The `x5c` entries, leaf first (RFC 7515 §4.1.6: standard base64 of DER, not base64url)."""
     if x5c is None:
         raise refused("missing_x5c")
     if not isinstance(x5c, list) or not x5c or not all(isinstance(entry, str) for entry in x5c):
         raise refused("bad_x5c")
     if len(x5c) > MAX_CHAIN:
         raise refused("chain_too_long")
-    try:
-        return [x509.load_der_x509_certificate(base64.b64decode(entry, validate=True)) for entry in x5c]
-    except (ValueError, binascii.Error):
-        raise refused("bad_x5c") from None
+    return tuple(x5c)
 
 
 def _workload_id(leaf: x509.Certificate) -> SpiffeId:
@@ -213,8 +238,72 @@ def _names_an_authority(bundle: TrustBundle, top: x509.Certificate) -> bool:
     return any(top.issuer == authority.subject for authority in bundle.x509_authorities)
 
 
-def _validate_path(chain: list[x509.Certificate], authorities: tuple[x509.Certificate, ...], now: dt.datetime) -> None:
-    """RFC 5280 path validation of `chain` to one of `authorities` (this trust domain's alone) at `now`."""
+@dataclass(frozen=True, slots=True)
+class _Validated:
+    svid: _Svid
+    authorities: tuple[x509.Certificate, ...]  # compared by identity: the exact set the chain was validated to
+    valid_from: dt.datetime  # the latest notBefore on the path that was built
+    valid_until: dt.datetime  # the earliest notAfter on that path
+
+
+class ValidatedChains:
+    """Chains that passed path validation, each kept while it would pass again; at most `size`, least recent out.
+
+    A hit needs the same `x5c` entries (the exact bytes presented), the same authorities object (a bundle
+    refresh, a rotation or a revocation makes another one, so the chain is validated afresh against it) and a
+    time within every certificate's validity on the path built. Only chains that validated are kept, with
+    their parse, so a forged chain costs its full parse and validation every time, as before, and cannot push
+    a workload's chain out. Thread-safe: attestation runs on the event loop, the check in the batch's thread.
+    """
+
+    def __init__(self, size: int) -> None:
+        if size < 0:
+            raise InvalidRequest("the validated-chain cache size cannot be negative", field="validated_chains")
+        self._size = size
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[tuple[str, ...], _Validated] = OrderedDict()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def parsed(self, x5c: tuple[str, ...]) -> _Svid | None:
+        """The parse of `x5c` when it validated before (it is the same whatever the time or the bundle)."""
+        with self._lock:
+            kept = self._entries.get(x5c)
+        return None if kept is None else kept.svid
+
+    def validate(self, svid: _Svid, authorities: tuple[x509.Certificate, ...], now: dt.datetime) -> None:
+        """Pass when the chain of `svid` is valid to `authorities` at `now`; refuse `untrusted_chain`."""
+        with self._lock:
+            kept = self._entries.get(svid.x5c)
+            if kept is not None:
+                self._entries.move_to_end(svid.x5c)
+        if kept is not None and kept.authorities is authorities and kept.valid_from <= now <= kept.valid_until:
+            return
+        path = _validate_path(svid.chain, authorities, now)
+        if self._size == 0:
+            return
+        validated = _Validated(
+            svid,
+            authorities,
+            valid_from=max(certificate.not_valid_before_utc for certificate in path),
+            valid_until=min(certificate.not_valid_after_utc for certificate in path),
+        )
+        with self._lock:
+            self._entries[svid.x5c] = validated
+            self._entries.move_to_end(svid.x5c)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+
+def _validate_path(
+    chain: Sequence[x509.Certificate], authorities: tuple[x509.Certificate, ...], now: dt.datetime
+) -> list[x509.Certificate]:
+    """RFC 5280 path validation of `chain` to one of `authorities` (this trust domain's alone) at `now`.
+
+    Returns the path built, leaf first and the authority last.
+    """
     try:
         verifier = (
             verification.PolicyBuilder()
@@ -224,6 +313,6 @@ def _validate_path(chain: list[x509.Certificate], authorities: tuple[x509.Certif
             .extension_policies(ca_policy=_CA_POLICY, ee_policy=_EE_POLICY)
             .build_client_verifier()
         )
-        verifier.verify(chain[0], chain[1:])
+        return verifier.verify(chain[0], list(chain[1:])).chain
     except (verification.VerificationError, ValueError):
         raise refused("untrusted_chain") from None

@@ -32,6 +32,7 @@ from tests.unit.core.attestation.minting import (
     x509_assertion,
 )
 
+from remit.adapters import x509_svid
 from remit.adapters.spiffe import BundleSource, JwtSvidAttestor, parse_bundle
 from remit.adapters.x509_svid import MAX_CHAIN, X509SvidAttestor
 from remit.core.attestation.models import Evidence, EvidenceKind
@@ -52,7 +53,8 @@ class World:
         self.path = tmp_path / "acme.json"
         self.publish(self.ca)
         jwt_svids = JwtSvidAttestor([BundleSource("acme.example", str(self.path))], audience=AUDIENCE, clock=self.clock)
-        self.attestor = X509SvidAttestor(jwt_svids.bundles, audience=AUDIENCE)
+        self.bundles = jwt_svids.bundles
+        self.attestor = X509SvidAttestor(self.bundles, audience=AUDIENCE)
 
     def publish(self, *authorities: SpiffeCa, extra: list[dict[str, Any]] | None = None) -> None:
         write_json(self.path, {"keys": [ca.bundle_entry() for ca in authorities] + (extra or [])})
@@ -342,3 +344,74 @@ def test_a_short_rsa_key_and_an_ed25519_key_are_refused(world: World) -> None:
     # An ES256 assertion naming an Ed25519 leaf.
     forged = _resigned(world.assertion(), lambda h, _c: h.update(x5c=x5c([leaf])), ec_key())
     assert world.refused(forged) == "alg_key_mismatch"
+
+
+# ------------------------------------------------------------ chains kept after path validation
+
+
+def test_a_chain_is_validated_once_for_many_assertions(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    validations = []
+    validate = x509_svid._validate_path
+
+    def counted(*args: Any) -> Any:
+        validations.append(args)
+        return validate(*args)
+
+    monkeypatch.setattr(x509_svid, "_validate_path", counted)
+    intermediate = SpiffeCa("acme.example", now=world.clock.now(), issuer=world.ca)
+    leaf, key = intermediate.issue(SPIFFE_ID)
+    for _ in range(3):
+        world.attest(x509_assertion(intermediate.chain(leaf), key, audience=AUDIENCE, now=world.now))
+    assert len(validations) == 1
+    assert len(world.attestor.validated_chains) == 1
+
+
+def test_a_kept_chain_does_not_spare_the_assertion_its_signature(world: World) -> None:
+    leaf, key = world.ca.issue(SPIFFE_ID)
+    world.attest(x509_assertion([leaf], key, audience=AUDIENCE, now=world.now))
+    impostor = ec.generate_private_key(ec.SECP256R1())
+    assert world.refused(x509_assertion([leaf], impostor, audience=AUDIENCE, now=world.now)) == "bad_signature"
+    head, body, signature = x509_assertion([leaf], key, audience=AUDIENCE, now=world.now).split(".")
+    assert world.refused(f"{head}.{segment({**_json(body), 'jti': 'tampered'})}.{signature}") == "bad_signature"
+
+
+def test_a_kept_chain_is_refused_once_a_certificate_on_its_path_has_expired(world: World) -> None:
+    """The intermediate ends before the leaf: after it, the same chain no longer validates, kept or not."""
+    intermediate = SpiffeCa("acme.example", now=world.clock.now(), issuer=world.ca, lifetime=dt.timedelta(minutes=10))
+    leaf, key = intermediate.issue(SPIFFE_ID)  # valid for the next 55 minutes
+    chain = intermediate.chain(leaf)
+    assert world.attest(x509_assertion(chain, key, audience=AUDIENCE, now=world.now)).binding_key == SPIFFE_ID
+    # Attested later without moving the bundle's clock: the very same authorities, so only time differs.
+    later = world.clock.now() + dt.timedelta(minutes=20)
+    token = x509_assertion(chain, key, audience=AUDIENCE, now=int(later.timestamp()))
+    with pytest.raises(AttestationFailed) as refused:
+        world.attestor.attest(Evidence(EvidenceKind.X509_SVID, token), now=later)
+    assert refused.value.details["reason"] == "untrusted_chain"
+
+
+def test_a_kept_chain_is_validated_again_when_the_bundle_changes(world: World) -> None:
+    """The trust domain replaces its CA by a new key under the same name: chains of the old key stop passing."""
+    leaf, key = world.ca.issue(SPIFFE_ID)
+    world.attest(x509_assertion([leaf], key, audience=AUDIENCE, now=world.now))
+    successor = SpiffeCa("acme.example", now=world.clock.now(), name=world.ca.name)
+    world.publish(successor)
+    world.clock.advance(dt.timedelta(minutes=6))  # past the bundle's refresh (5 minutes)
+    assert world.refused(x509_assertion([leaf], key, audience=AUDIENCE, now=world.now)) == "untrusted_chain"
+    renewed, renewed_key = successor.issue(SPIFFE_ID)
+    assert world.attest(x509_assertion([renewed], renewed_key, audience=AUDIENCE, now=world.now))
+
+
+def test_only_chains_that_validated_are_kept_and_no_more_than_asked(world: World) -> None:
+    world.attestor = X509SvidAttestor(world.bundles, audience=AUDIENCE, validated_chains=2)
+    forger = SpiffeCa("acme.example", now=world.clock.now(), name=world.ca.name)
+    forged, forged_key = forger.issue(SPIFFE_ID)
+    assert world.refused(x509_assertion([forged], forged_key, audience=AUDIENCE, now=world.now)) == "untrusted_chain"
+    assert len(world.attestor.validated_chains) == 0
+    for _ in range(3):
+        world.attest(world.assertion())
+    assert len(world.attestor.validated_chains) == 2
+    world.attestor = X509SvidAttestor(world.bundles, audience=AUDIENCE, validated_chains=0)
+    world.attest(world.assertion())
+    assert len(world.attestor.validated_chains) == 0
+    with pytest.raises(InvalidRequest):
+        X509SvidAttestor(world.bundles, audience=AUDIENCE, validated_chains=-1)

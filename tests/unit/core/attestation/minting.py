@@ -146,12 +146,20 @@ def _names(spiffe_id: str, uris: list[str] | None) -> list[x509.GeneralName]:
 class SpiffeCa:
     """A trust domain's X.509 authority (a self-signed root, as SPIRE's own CA) that issues X.509-SVIDs."""
 
-    def __init__(self, domain: str = "acme.example", *, now: dt.datetime, issuer: SpiffeCa | None = None) -> None:
-
+    def __init__(
+        self,
+        domain: str = "acme.example",
+        *,
+        now: dt.datetime,
+        issuer: SpiffeCa | None = None,
+        name: x509.Name | None = None,
+        lifetime: dt.timedelta = dt.timedelta(days=30),
+    ) -> None:
+        """A new key; `name` another CA's subject (a successor or a forger), `lifetime` from `now`."""
         self.domain = domain
         self.now = now
         self.key = ec.generate_private_key(ec.SECP256R1())
-        self.name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{domain} CA {id(self)}")])
+        self.name = name or x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{domain} CA {id(self)}")])
         signer = issuer.key if issuer is not None else self.key
         builder = (
             x509.CertificateBuilder()
@@ -160,7 +168,7 @@ class SpiffeCa:
             .public_key(self.key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(self.now - dt.timedelta(days=1))
-            .not_valid_after(self.now + dt.timedelta(days=30))
+            .not_valid_after(self.now + lifetime)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .add_extension(_usage(signature=False, cert_sign=True), critical=True)
             .add_extension(
