@@ -10,6 +10,8 @@ for the audience asked. The agents then start real tasks on a live Remit with wh
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 
 from collections.abc import Iterator
@@ -28,12 +30,16 @@ from tests.integration.test_http_x509_svid import _now, workloads, x509_server  
 from tests.integration.test_sdk_task import _task
 from tests.unit.core.attestation.minting import sign
 
-from remit.errors import Unavailable
+from remit.errors import InvalidRequest, Unavailable
 from remit.sdk import RemitClient, SpiffeWorkloadApi, SpiffeX509WorkloadApi
+
+# A second identity the stand-in's workload is entitled to, after BOT (the default, listed first).
+HELPER = "spiffe://acme.example/agents/helper"
+ENTITLED = (BOT, HELPER)
 
 
 class StandInAgent(workload_pb2_grpc.SpiffeWorkloadAPIServicer):
-    """The two Workload API calls the SDK makes, answered for one workload (BOT) of `workloads`."""
+    """The two Workload API calls the SDK makes, answered for one workload entitled to BOT and HELPER."""
 
     def __init__(self, workloads: Workloads) -> None:
         self._workloads = workloads
@@ -49,26 +55,30 @@ class StandInAgent(workload_pb2_grpc.SpiffeWorkloadAPIServicer):
         self.calls.append("x509")
         ca = self._workloads.ca
         assert ca is not None
-        leaf, key = ca.issue(BOT)
-        yield workload_pb2.X509SVIDResponse(
-            svids=[
+        svids = []
+        for spiffe_id in ENTITLED:
+            leaf, key = ca.issue(spiffe_id)
+            svids.append(
                 workload_pb2.X509SVID(
-                    spiffe_id=BOT,
+                    spiffe_id=spiffe_id,
                     x509_svid=b"".join(c.public_bytes(Encoding.DER) for c in ca.chain(leaf)),
                     x509_svid_key=key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption()),
                     bundle=ca.certificate.public_bytes(Encoding.DER),
                 )
-            ]
-        )
+            )
+        yield workload_pb2.X509SVIDResponse(svids=svids)
         context.cancel()  # one answer is all the SDK reads; a real agent keeps the stream open for rotations
 
     def FetchJWTSVID(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC names
         self._require_header(context)
         self.calls.append("jwt")
+        subject = request.spiffe_id or BOT
+        if subject not in ENTITLED:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, "no identity issued")
         now = int(_now().timestamp())
-        claims = {"sub": BOT, "aud": list(request.audience), "iat": now, "exp": now + 300, "jti": uuid.uuid4().hex}
+        claims = {"sub": subject, "aud": list(request.audience), "iat": now, "exp": now + 300, "jti": uuid.uuid4().hex}
         token = sign({"alg": "ES256", "kid": "td-1", "typ": "JWT"}, claims, self._workloads.key)
-        return workload_pb2.JWTSVIDResponse(svids=[workload_pb2.JWTSVID(spiffe_id=BOT, svid=token)])
+        return workload_pb2.JWTSVIDResponse(svids=[workload_pb2.JWTSVID(spiffe_id=subject, svid=token)])
 
 
 @pytest.fixture
@@ -122,3 +132,41 @@ def test_the_stand_in_refuses_a_call_without_the_security_header(
         with pytest.raises(grpc.RpcError) as refused:
             stub.FetchJWTSVID(workload_pb2.JWTSVIDRequest(audience=[ISSUER]), timeout=5)
     assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+@pytest.mark.parametrize("source", [SpiffeX509WorkloadApi, SpiffeWorkloadApi], ids=["x509-svid", "jwt-svid"])
+def test_a_source_takes_the_svid_of_the_identity_asked_for(
+    agent_socket: tuple[str, StandInAgent], source: type[SpiffeX509WorkloadApi | SpiffeWorkloadApi]
+) -> None:
+    address, _ = agent_socket
+    assert _subject(source(ISSUER, socket_path=address).evidence().token) == BOT  # the default: the first
+    chosen = source(ISSUER, socket_path=address, spiffe_id=HELPER).evidence()
+    assert _subject(chosen.token) == HELPER
+    with pytest.raises(Unavailable, match=r"X\.509-SVID for|did not give a JWT-SVID"):
+        source(ISSUER, socket_path=address, spiffe_id="spiffe://acme.example/agents/stranger").evidence()
+
+
+@pytest.mark.parametrize("source", [SpiffeX509WorkloadApi, SpiffeWorkloadApi], ids=["x509-svid", "jwt-svid"])
+def test_a_malformed_spiffe_id_is_refused_before_any_call(
+    agent_socket: tuple[str, StandInAgent], source: type[SpiffeX509WorkloadApi | SpiffeWorkloadApi]
+) -> None:
+    address, agent = agent_socket
+    for malformed in ("acme.example/agents/bot", "spiffe://acme.example/agents/b ot", "spiffe://" + "a" * 2048):
+        with pytest.raises(InvalidRequest, match="not a SPIFFE ID"):
+            source(ISSUER, socket_path=address, spiffe_id=malformed)
+    # Shaped like one but refused by the package's parser (a `..` segment): still the caller's error, not an outage.
+    with pytest.raises(InvalidRequest, match="not a SPIFFE ID"):
+        source(ISSUER, socket_path=address, spiffe_id="spiffe://acme.example/agents/../bot").evidence()
+    assert agent.calls == []
+
+
+def test_an_x509_svid_is_picked_by_its_parsed_spiffe_id(agent_socket: tuple[str, StandInAgent]) -> None:
+    address, _ = agent_socket
+    shouting = HELPER.replace("acme.example", "ACME.example")  # trust domains are case-insensitive
+    assert _subject(SpiffeX509WorkloadApi(ISSUER, socket_path=address, spiffe_id=shouting).evidence().token) == HELPER
+
+
+def _subject(token: str) -> str:
+    """The `sub` claim of a compact JWS (the evidence's own claims; checked by Remit, not here)."""
+    body = token.split(".")[1]
+    return str(json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))["sub"])

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from remit.errors import InvalidRequest, Unavailable
+from remit.errors import InvalidRequest, RemitError, Unavailable
 from remit.sdk.x509_svid import require_cryptography, x509_svid_assertion
 from remit.wire.tasks import EvidenceIn
 
@@ -29,6 +29,7 @@ __all__ = [
 
 MAX_TOKEN_BYTES = 16_384
 MAX_PEM_BYTES = 65_536
+MAX_SPIFFE_ID = 2048  # SPIFFE ID spec §2.4: at most 2048 bytes
 
 
 class EvidenceSource(Protocol):
@@ -78,22 +79,53 @@ def _from_workload_api(socket_path: str | None, fetch: Callable[[Any], Any], wha
     try:
         with WorkloadApiClient(socket_path) if socket_path else WorkloadApiClient() as client:
             return fetch(client)
+    except RemitError:
+        raise  # the caller's own refusal (a SPIFFE ID the package cannot parse), not an outage
     except Exception as exc:
         msg = f"the SPIFFE Workload API did not give {what} ({type(exc).__name__})"
         raise Unavailable(msg) from exc
 
 
-class SpiffeWorkloadApi:
-    """JWT-SVIDs from the SPIFFE Workload API, through the optional `spiffe` package."""
+def _checked_spiffe_id(spiffe_id: str | None) -> str | None:
+    """`spiffe_id` when it is shaped like a SPIFFE ID; the `spiffe` package parses it fully when fetching."""
+    if spiffe_id is not None and (
+        not spiffe_id.startswith("spiffe://") or len(spiffe_id) > MAX_SPIFFE_ID or any(c.isspace() for c in spiffe_id)
+    ):
+        msg = f"{spiffe_id[:80]!r} is not a SPIFFE ID (spiffe://trust-domain/path)"
+        raise InvalidRequest(msg, field="spiffe_id")
+    return spiffe_id
 
-    def __init__(self, audience: str, *, socket_path: str | None = None) -> None:
+
+def _parsed_spiffe_id(spiffe_id: str) -> Any:  # noqa: ANN401 - the optional package's SpiffeId
+    """The `spiffe` package's SpiffeId for `spiffe_id`; one it refuses is InvalidRequest, not an outage."""
+    from spiffe import SpiffeId  # noqa: PLC0415 - optional; `_from_workload_api` has named the package if absent
+    from spiffe.errors import PySpiffeError  # noqa: PLC0415
+
+    try:
+        return SpiffeId(spiffe_id)
+    except PySpiffeError as exc:
+        msg = f"{spiffe_id[:80]!r} is not a SPIFFE ID ({exc})"
+        raise InvalidRequest(msg, field="spiffe_id") from None
+
+
+class SpiffeWorkloadApi:
+    """JWT-SVIDs from the SPIFFE Workload API, through the optional `spiffe` package.
+
+    `spiffe_id` asks for the SVID of that identity, for a workload entitled to several; without it, the
+    Workload API's default (first) identity.
+    """
+
+    def __init__(self, audience: str, *, socket_path: str | None = None, spiffe_id: str | None = None) -> None:
         self._audience = audience
         self._socket_path = socket_path
+        self._spiffe_id = _checked_spiffe_id(spiffe_id)
 
     def evidence(self) -> EvidenceIn:
-        svid = _from_workload_api(
-            self._socket_path, lambda client: client.fetch_jwt_svid(audience={self._audience}), "a JWT-SVID"
-        )
+        def fetch(client: Any) -> Any:  # noqa: ANN401 - the optional package's types
+            subject = None if self._spiffe_id is None else _parsed_spiffe_id(self._spiffe_id)
+            return client.fetch_jwt_svid(audience={self._audience}, subject=subject)
+
+        svid = _from_workload_api(self._socket_path, fetch, "a JWT-SVID")
         return EvidenceIn(kind="jwt_svid", token=str(svid.token))
 
 
@@ -138,13 +170,31 @@ class X509SvidFiles:
 
 
 class SpiffeX509WorkloadApi:
-    """X.509-SVIDs from the SPIFFE Workload API, through the optional `spiffe` package, sent as assertions."""
+    """X.509-SVIDs from the SPIFFE Workload API, through the optional `spiffe` package, sent as assertions.
 
-    def __init__(self, audience: str, *, socket_path: str | None = None) -> None:
+    `spiffe_id` picks the SVID of that identity among those the Workload API gives the workload; without
+    it, the default (first) one. When the Workload API holds none for `spiffe_id`, `evidence()` is
+    Unavailable: an entitlement can appear later, once its registration reaches the agent.
+    """
+
+    def __init__(self, audience: str, *, socket_path: str | None = None, spiffe_id: str | None = None) -> None:
         self._audience = audience
         self._socket_path = socket_path
+        self._spiffe_id = _checked_spiffe_id(spiffe_id)
 
     def evidence(self) -> EvidenceIn:
-        svid = _from_workload_api(self._socket_path, lambda client: client.fetch_x509_svid(), "an X.509-SVID")
+        if self._spiffe_id is None:
+            svid = _from_workload_api(self._socket_path, lambda client: client.fetch_x509_svid(), "an X.509-SVID")
+        else:
+            wanted = self._spiffe_id
+
+            def fetch(client: Any) -> Any:  # noqa: ANN401 - the optional package's types
+                parsed = _parsed_spiffe_id(wanted)  # compared parsed: the trust domain is case-insensitive
+                return next((each for each in client.fetch_x509_svids() if each.spiffe_id == parsed), None)
+
+            svid = _from_workload_api(self._socket_path, fetch, "X.509-SVIDs")
+            if svid is None:
+                msg = f"the SPIFFE Workload API holds no X.509-SVID for {wanted}"
+                raise Unavailable(msg)
         token = x509_svid_assertion(list(svid.cert_chain), svid.private_key, audience=self._audience)
         return EvidenceIn(kind="x509_svid", token=token)
