@@ -10,8 +10,9 @@ Two parts, one run:
    machine class with durable raft storage and 8 connections are printed beside them for the ratio.
    The Python client costs about as much CPU per request as the server and shares its 2 cores, so
    with `--wrk` the same three run again from wrk (a C load generator, 1 thread, as the OpenBao
-   reference was measured), each body pre-made and sent once: closer to the server alone. The
-   server's own CPU time per request is printed for those rows.
+   reference was measured), each body pre-made and sent once: closer to the server alone, plus the
+   same issuance through the RFC 8693 token exchange. The server's own CPU time per request is
+   printed for those rows.
 
 On a shared machine a run can differ from the next by a third (CPU time per request moves with it):
 `--runs N` repeats the wrk issuance row on fresh evidence and reports the median run, as the OpenBao
@@ -43,6 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -249,6 +251,26 @@ def task_body(minter: Minter, spiffe_id: str) -> dict[str, Any]:
     }
 
 
+def exchange_form(minter: Minter, spiffe_id: str) -> str:
+    """A form-encoded RFC 8693 token exchange for the same task as `task_body`, with a fresh JWT-SVID."""
+    task = {
+        "type": "remit_task",
+        "workflow": "wf@1",
+        "objective": "bench",
+        "expected_duration_seconds": 600,
+        "environment": "prod",
+    }
+    return urlencode(
+        {
+            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+            "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+            "subject_token": minter.svid(spiffe_id),
+            "authorization_details": json.dumps([task, *DETAILS], separators=(",", ":")),
+            "audience": "tool:github",
+        }
+    )
+
+
 def over_http(
     seconds: float, clients: int, *, use_wrk: bool = False, runs: int = 1
 ) -> list[tuple[str, float, float, float]]:
@@ -365,6 +387,12 @@ def with_wrk(served: Served, minter: Minter) -> list[tuple[str, float, float, fl
     if served.runs > 1:
         RUNS[name] = [r[0][1] for r in runs]
     rows = [median]
+    # The same issuance through the RFC 8693 door, as a standard OAuth client sends it (form-encoded).
+    exchanges = served.home / "wrk-exchange"
+    with exchanges.open("w") as out:
+        for i in range(int(served.seconds * 3000)):
+            out.write(exchange_form(minter, f"spiffe://{DOMAIN}/agent-{i % served.clients}") + "\n")
+    rows.append(wrk_row(served, f"wrk token exchange, {conns}", "/oauth2/token", exchanges, tokens_out=issued))
     forms = served.home / "wrk-forms"
     forms.write_text("".join(f"token={t}\n" for t in issued.read_text().split()))
     rows.append(wrk_row(served, f"wrk introspect, {conns}", "/oauth2/introspect", forms, auth=served.token))
@@ -508,7 +536,7 @@ def report(rows: list[tuple[str, float, float, float]]) -> None:
             note = f"{ops / floor_verify:.2f}× raw verify"
         elif name.startswith("issue"):
             note = f"{ops / floor_sign:.3f}× raw sign"
-        elif name.startswith(("HTTP issue", "wrk issue")):
+        elif name.startswith(("HTTP issue", "wrk issue", "wrk token exchange")):
             login = OPENBAO_RAFT_8["issue (jwt_login)"]
             note = f"{ops / login:.2f}× OpenBao jwt_login (raft, 8 conns: {login:,.0f}/s, {reference})"
         elif name.startswith(("HTTP revoke", "wrk revoke")):

@@ -9,10 +9,12 @@ not validate, another media type, an unknown length) must get the framework's ow
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -23,11 +25,14 @@ from tests.integration.test_http_tasks import (  # noqa: F401 - pytest fixtures,
     BOT,
     Workloads,
     _declaration,
+    _exchange,
+    _exchange_form,
     agent_server,
     workloads,
 )
 
 from remit.errors import AuditUnavailable
+from remit.http.fast import FastRoutes
 
 _PER_ANSWER = ("decision_id", "decided_at")
 _PER_RESPONSE_HEADERS = {"date", "content-length", "x-request-id"}
@@ -330,3 +335,145 @@ def test_json_nested_past_the_parsers_depth_gets_the_frameworks_answer(agent_ser
         )
     assert fast.status_code == framework.status_code == 400
     assert fast.json() == framework.json()
+
+
+_PER_EXCHANGE = ("access_token", "expires_in", "txn")
+
+
+def _same_headers(one: httpx.Response, other: httpx.Response) -> None:
+    assert {k: v for k, v in one.headers.items() if k not in _PER_RESPONSE_HEADERS} == {
+        k: v for k, v in other.headers.items() if k not in _PER_RESPONSE_HEADERS
+    }
+
+
+def test_a_token_exchange_answers_alike_on_both_doors(agent_server: LiveServer, workloads: Workloads) -> None:
+    with agent_server.client(authenticated=False) as client:
+        fast = _exchange(client, workloads.svid())
+        framework = _exchange(client, workloads.svid(), framework=True)
+
+    assert fast.status_code == framework.status_code == 200, (fast.text, framework.text)
+    one, other = fast.json(), framework.json()
+    assert list(one) == list(other)
+    for key in _PER_EXCHANGE:
+        one.pop(key)
+        other.pop(key)
+    assert one == other
+    _same_headers(fast, framework)
+    assert fast.headers["cache-control"] == "no-store"
+    assert fast.headers["content-type"] == "application/json"
+    assert agent_server.remit.tasks.get(fast.json()["txn"]).state.value == "running"
+
+
+_EXCHANGE_REFUSALS: list[tuple[str, dict[str, Any], str]] = [
+    ("a refresh token grant", {"grant_type": "refresh_token"}, "unauthorized_client"),
+    ("another grant", {"grant_type": "client_credentials"}, "unsupported_grant_type"),
+    ("another subject token type", {"subject_token_type": "urn:x"}, "invalid_request"),
+    (
+        "a refresh token asked for",
+        {"requested_token_type": "urn:ietf:params:oauth:token-type:refresh_token"},
+        "invalid_request",
+    ),
+    ("two audiences", {"audience": "tool:slack"}, "invalid_target"),
+    ("details nested too deep", {"authorization_details": "[" * 5000}, "invalid_authorization_details"),
+    ("details not an array", {"authorization_details": "{}"}, "invalid_authorization_details"),
+    ("a forged subject token", {"subject_token": "not-a-jwt"}, "invalid_grant"),
+    ("an actor token of another type", {"actor_token": "x", "actor_token_type": "urn:x"}, "invalid_request"),
+]
+
+
+@pytest.mark.parametrize(("name", "form", "error"), _EXCHANGE_REFUSALS, ids=[c[0] for c in _EXCHANGE_REFUSALS])
+def test_a_refused_token_exchange_answers_alike_on_both_doors(
+    agent_server: LiveServer, workloads: Workloads, name: str, form: dict[str, Any], error: str
+) -> None:
+    del name
+    with agent_server.client(authenticated=False) as client:
+        fast = _exchange(client, workloads.svid(), **form)
+        framework = _exchange(client, workloads.svid(), framework=True, **form)
+    assert fast.status_code == framework.status_code == 400, (fast.text, framework.text)
+    assert fast.json() == framework.json()
+    assert fast.json()["error"] == error
+    _same_headers(fast, framework)
+    assert fast.headers["cache-control"] == "no-store"
+
+
+def test_a_replayed_svid_is_an_invalid_grant_alike_on_both_doors(
+    agent_server: LiveServer, workloads: Workloads
+) -> None:
+    svid = workloads.svid()
+    with agent_server.client(authenticated=False) as client:
+        assert _exchange(client, svid).status_code == 200
+        fast, framework = _exchange(client, svid), _exchange(client, svid, framework=True)
+        too_long = _exchange(client, workloads.svid(), duration=0)
+        too_long_framework = _exchange(client, workloads.svid(), duration=0, framework=True)
+    for one, other in ((fast, framework), (too_long, too_long_framework)):
+        assert one.status_code == other.status_code == 400
+        assert one.json() == other.json()
+    assert fast.json() == {"error": "invalid_grant", "error_description": "the subject or actor token was not accepted"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"grant_type=a&grant_type=b&subject_token=x",  # a name given twice
+        b"grant_type=urn%3Aietf&subject_token=\xff",  # not ASCII
+        b"grant_type",  # not a form
+    ],
+    ids=["a name twice", "not ascii", "not a form"],
+)
+def test_a_token_form_the_fast_path_does_not_take_gets_the_frameworks_answer(
+    agent_server: LiveServer, body: bytes
+) -> None:
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    with agent_server.client(authenticated=False) as client:
+        fast = client.post("/oauth2/token", content=body, headers=headers)
+        framework = client.post("/oauth2/token", params={"via": "framework"}, content=body, headers=headers)
+    assert fast.status_code == framework.status_code
+    assert fast.content == framework.content
+
+
+def test_a_token_exchange_awaits_its_batch_on_the_loop_on_both_doors(
+    agent_server: LiveServer, workloads: Workloads
+) -> None:
+    """Neither door holds a worker thread for the write: the group commit's writer thread leads for them."""
+    commits = agent_server.remit.issuance.commits
+    with agent_server.client(authenticated=False) as client:
+        assert _exchange(client, workloads.svid(), framework=True).status_code == 200
+        assert commits.writer_running  # started for an event-loop caller
+
+
+def test_a_well_formed_token_request_never_reaches_the_framework(
+    agent_server: LiveServer, workloads: Workloads
+) -> None:
+    """The fast path answers it whole; the framework (here an app that only records being called) never sees it."""
+    reached: list[str] = []
+    sent: list[dict[str, Any]] = []
+
+    async def framework(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(scope["path"])
+
+    async def exchange() -> None:
+        body = urlencode(_exchange_form(workloads.svid())).encode()
+        messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def receive() -> Any:
+            return messages.pop(0)
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/oauth2/token",
+            "query_string": b"",
+            "headers": [
+                (b"content-type", b"application/x-www-form-urlencoded"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+        await FastRoutes(framework, agent_server.remit, max_body_bytes=65_536)(scope, receive, send)  # type: ignore[arg-type]
+
+    asyncio.run(exchange())
+    assert reached == []
+    assert sent[0]["status"] == 200
+    assert json.loads(sent[1]["body"])["token_type"] == "Bearer"

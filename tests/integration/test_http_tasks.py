@@ -171,8 +171,19 @@ def _declaration(svid: str, **overrides: Any) -> dict[str, Any]:
     return body
 
 
-def _exchange(client: httpx.Client, svid: str, *, duration: object = 60, **form: str) -> httpx.Response:
-    """POST an RFC 8693 exchange for the standard test declaration; `form` adds or overrides fields."""
+def _exchange(
+    client: httpx.Client, svid: str, *, duration: object = 60, framework: bool = False, **form: str
+) -> httpx.Response:
+    """POST an RFC 8693 exchange for the standard test declaration; `form` adds or overrides fields.
+
+    `framework` sends it with a query string, which the fast path leaves to the framework's route.
+    """
+    body = _exchange_form(svid, duration=duration, **form)
+    return client.post("/oauth2/token", data=body, params={"via": "framework"} if framework else None)
+
+
+def _exchange_form(svid: str, *, duration: object = 60, **form: str) -> dict[str, Any]:
+    """The form of an RFC 8693 exchange for the standard test declaration; `form` adds or overrides fields."""
     details = [
         {
             "type": "remit_task",
@@ -183,7 +194,7 @@ def _exchange(client: httpx.Client, svid: str, *, duration: object = 60, **form:
         },
         {"type": "remit_tool", "tool": "github", "actions": ["read_file"], "resources": ["repo:acme/docs"]},
     ]
-    body = {
+    return {
         "grant_type": TOKEN_EXCHANGE,
         "subject_token": svid,
         "subject_token_type": JWT_TYPE,
@@ -191,7 +202,6 @@ def _exchange(client: httpx.Client, svid: str, *, duration: object = 60, **form:
         "authorization_details": json.dumps(details),
         **form,
     }
-    return client.post("/oauth2/token", data=body)
 
 
 def _jwks_keys(live: LiveServer) -> dict[str, Any]:

@@ -1,16 +1,17 @@
 """The hot routes without the framework's per-request work, for a request that is certainly well formed.
 
 `POST /v1/decisions` and `POST /access/v1/evaluation` answer every tool call of every agent,
-`POST /v1/tasks` starts every task, and `POST /oauth2/revoke` ends credentials (a holder's RFC 7009
-revocation, without an `Authorization` header; an operator's goes to the framework). For these, the
-framework's own work per request (routing, the signature model, dependency injection, response
-objects) cost about as much as the work itself. This ASGI layer sits inside the boundary (security
-headers, log line and metrics still apply) and answers a well-formed request directly, through the
-same models and the same functions as the framework's routes (`routes.decisions`, `routes.tasks`,
-`routes.oauth`). Anything else goes to the framework unchanged, body included: a query string
-(`?explain`), a body that is not JSON (for the revocation: not a form with one `token`) or not of
-the model's shape, another media type, a missing length, a body over the limit. So each refusal a
-client can see still comes from one place, and the OpenAPI document still describes every route.
+`POST /v1/tasks` and `POST /oauth2/token` (its RFC 8693 door) start every task, and `POST /oauth2/revoke`
+ends credentials (a holder's RFC 7009 revocation, without an `Authorization` header; an operator's goes to
+the framework). For these, the framework's own work per request (routing, the signature model, dependency
+injection, response objects) cost about as much as the work itself. This ASGI layer sits inside the
+boundary (security headers, log line and metrics still apply) and answers a well-formed request directly,
+through the same models and the same functions as the framework's routes (`routes.decisions`,
+`routes.tasks`, `routes.oauth`). Anything else goes to the framework unchanged, body included: a query
+string (`?explain`), a body that is not JSON (for the OAuth routes: not a form, or a name given twice; for
+the revocation, anything but one `token`) or not of the model's shape, another media type, a missing
+length, a body over the limit. So each refusal a client can see still comes from one place, and the
+OpenAPI document still describes every route.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from remit.bootstrap import Remit
 from remit.errors import InternalError, RemitError
 from remit.http.problems import CORRELATION_STATE_KEY, ERROR_CODE_STATE_KEY, PROBLEM_MEDIA_TYPE, problem_parts
 from remit.http.routes.decisions import answer_decision, answer_evaluation, request_id_of
-from remit.http.routes.oauth import NO_STORE, revoke_presented
+from remit.http.routes.oauth import NO_STORE, exchange_token, revoke_presented
 from remit.http.routes.tasks import start_task
 from remit.wire.decisions import AuthzenEvaluationIn, DecisionIn
 from remit.wire.tasks import TaskIn
@@ -81,6 +82,11 @@ async def _revocation(remit: Remit, token: Any, call: Call) -> _Answer:  # noqa:
     return _Answer(200, None, NO_STORE)
 
 
+async def _exchange(remit: Remit, form: Any, call: Call) -> _Answer:  # noqa: ANN401 - the route's form
+    status, body = await exchange_token(remit, form, dpop=call.dpop, path=call.path)
+    return _Answer(status, body, NO_STORE)
+
+
 class _NotMine(ValueError):
     """The body is not one this route answers: the framework's route does."""
 
@@ -95,16 +101,29 @@ def _json_of(model: type[BaseModel]) -> Callable[[bytes], Any]:
     return parse
 
 
-def _revocation_token(body: bytes) -> str:
-    """The `token` of an RFC 7009 form: exactly one, and nothing but `token` and `token_type_hint`."""
+def _form(body: bytes, *, max_fields: int) -> dict[str, str]:
+    """An URL-encoded form whose every name comes once (a name given twice is the framework's to answer)."""
     try:
-        fields = parse_qsl(body.decode("ascii"), keep_blank_values=True, strict_parsing=True, max_num_fields=4)
+        fields = parse_qsl(body.decode("ascii"), keep_blank_values=True, strict_parsing=True, max_num_fields=max_fields)
     except (UnicodeDecodeError, ValueError):
         raise _NotMine from None
-    names = [name for name, _ in fields]
-    if names.count("token") != 1 or not set(names) <= {"token", "token_type_hint"} or len(set(names)) != len(names):
+    form = dict(fields)
+    if len(form) != len(fields):
         raise _NotMine
-    return next(value for name, value in fields if name == "token")
+    return form
+
+
+def _revocation_token(body: bytes) -> str:
+    """The `token` of an RFC 7009 form: exactly one, and nothing but `token` and `token_type_hint`."""
+    form = _form(body, max_fields=4)
+    if "token" not in form or not set(form) <= {"token", "token_type_hint"}:
+        raise _NotMine
+    return form["token"]
+
+
+def _exchange_form(body: bytes) -> dict[str, str]:
+    """An RFC 8693 form: its fields, each once; what they say is the route's to judge, as on the other door."""
+    return _form(body, max_fields=16)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +138,7 @@ _ROUTES: Final[dict[str, _Route]] = {
     "/v1/decisions": _Route(_JSON, _json_of(DecisionIn), _decision),
     "/access/v1/evaluation": _Route(_JSON, _json_of(AuthzenEvaluationIn), _evaluation),
     "/v1/tasks": _Route(_JSON, _json_of(TaskIn), _task),
+    "/oauth2/token": _Route(_FORM, _exchange_form, _exchange),
     "/oauth2/revoke": _Route(_FORM, _revocation_token, _revocation, anonymous_only=True),
 }
 

@@ -140,6 +140,13 @@ class TokenExchangeOut(BaseModel):
     txn: str
 
 
+class OAuthErrorOut(BaseModel):
+    """RFC 6749 §5.2 error response of the token endpoint."""
+
+    error: str
+    error_description: str
+
+
 class IntrospectionOut(BaseModel):
     """RFC 7662 §2.2: `active` and, only when active, the token's claims."""
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Final
 
 from litestar import Request, Response, get, post
@@ -41,10 +42,20 @@ from remit.errors import (
 )
 from remit.http.auth import bearer_token
 from remit.http.mapping import duration_in
-from remit.http.routes.tasks import dpop_at_issuance
-from remit.wire.tasks import ACCESS_TOKEN_TYPE, TokenExchangeOut
+from remit.http.routes.tasks import attested_for_issuance
+from remit.wire.tasks import ACCESS_TOKEN_TYPE, OAuthErrorOut, TokenExchangeOut
 
-__all__ = ["NO_STORE", "introspect", "jwks", "metadata", "revoke", "revoke_presented", "token"]
+__all__ = [
+    "NO_STORE",
+    "exchange_token",
+    "introspect",
+    "jwks",
+    "metadata",
+    "oauth_refusal",
+    "revoke",
+    "revoke_presented",
+    "token",
+]
 
 _log = logging.getLogger("remit.http")
 
@@ -59,12 +70,20 @@ _MAX_DURATION: Final = 7 * 86_400
 Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 
 
-def _oauth_error(error: str, description: str, status: int = 400) -> Response[dict[str, str]]:
-    """RFC 6749 §5.2 error body."""
-    return Response({"error": error, "error_description": description}, status_code=status, headers=NO_STORE)
+class _Refused(Exception):
+    """A token request refused with an RFC 6749 §5.2 error before any RemitError could say why."""
+
+    def __init__(self, error: str, description: str) -> None:
+        super().__init__(description)
+        self.body = OAuthErrorOut(error=error, error_description=description)
 
 
-def _oauth_error_for(failure: RemitError) -> Response[dict[str, str]]:
+def _oauth_error(error: str, description: str) -> OAuthErrorOut:
+    return OAuthErrorOut(error=error, error_description=description)
+
+
+def oauth_refusal(failure: RemitError) -> OAuthErrorOut:
+    """The RFC 6749 §5.2 body (status 400) for a refused token request; anything else is raised again."""
     match failure:
         case InvalidRequest() if failure.errors and str(failure.errors[0].loc[0]) == "authorization_details":
             return _oauth_error("invalid_authorization_details", failure.message)
@@ -80,7 +99,7 @@ def _oauth_error_for(failure: RemitError) -> Response[dict[str, str]]:
     raise failure
 
 
-def _field(form: dict[str, str], name: str, *, required: bool = True) -> str | None:
+def _field(form: Mapping[str, str], name: str, *, required: bool = True) -> str | None:
     value = form.get(name)
     if value is None or value == "":
         if required:
@@ -93,7 +112,7 @@ def _field(form: dict[str, str], name: str, *, required: bool = True) -> str | N
     return value
 
 
-def _declaration(form: dict[str, str]) -> TaskDeclaration:
+def _declaration(form: Mapping[str, str]) -> TaskDeclaration:
     raw = _field(form, "authorization_details")
     try:
         details = json.loads(raw or "")
@@ -147,42 +166,48 @@ def _carries_x5c(token: str) -> bool:
         return False
 
 
-@post(
-    "/oauth2/token",
-    status_code=200,
-    sync_to_thread=True,
-    tags=["oauth"],
-    security=[],
-    include_in_schema=True,
-)
-def token(data: Form, remit: NamedDependency[Remit], request: Request[Any, Any, Any]) -> Response[Any]:
-    """RFC 8693 token exchange: workload evidence (+ optional delegation actor token) → a task credential."""
-    grant_type = data.get("grant_type")
+def _exchange_parts(form: Mapping[str, str]) -> tuple[Evidence, TaskDeclaration]:
+    """The evidence and the declaration of an RFC 8693 request; `_Refused` or InvalidRequest when malformed."""
+    grant_type = form.get("grant_type")
     if grant_type == "refresh_token":
-        return _oauth_error("unauthorized_client", "agents never receive or use refresh tokens (C09)")
+        raise _Refused("unauthorized_client", "agents never receive or use refresh tokens (C09)")
     if grant_type != TOKEN_EXCHANGE:
-        return _oauth_error("unsupported_grant_type", f"only {TOKEN_EXCHANGE} is supported")
+        raise _Refused("unsupported_grant_type", f"only {TOKEN_EXCHANGE} is supported")
+    kind = {JWT_TYPE: "jwt_svid", ID_TOKEN_TYPE: "oidc"}.get(form.get("subject_token_type", ""))
+    if kind is None:
+        raise InvalidRequest("subject_token_type must be the jwt or id_token URN", field="subject_token_type")
+    if form.get("actor_token") and form.get("actor_token_type") != ACCESS_TOKEN_TYPE:
+        raise InvalidRequest("actor_token_type must be the access_token URN", field="actor_token_type")
+    requested = form.get("requested_token_type")
+    if requested not in {None, "", ACCESS_TOKEN_TYPE}:
+        raise InvalidRequest("only access tokens are issued", field="requested_token_type")
+    subject_token = _field(form, "subject_token") or ""
+    if kind == "jwt_svid" and _carries_x5c(subject_token):
+        kind = "x509_svid"
+    evidence = Evidence.parse(kind, subject_token)
+    return evidence, _declaration(form)
+
+
+async def exchange_token(
+    remit: Remit, form: Mapping[str, str], *, dpop: str | None, path: str
+) -> tuple[int, TokenExchangeOut | OAuthErrorOut]:
+    """RFC 8693 token exchange, whichever door it came in by: the status and body (headers: `NO_STORE`).
+
+    Workload evidence (+ an optional delegation actor token) → a task credential, by the same issuance as
+    `POST /v1/tasks` (`routes.tasks.attested_for_issuance`, then the group commit awaited on the loop). A
+    refusal is a 400 in the RFC 6749 §5.2 shape; an outage is raised, as on every route.
+    """
     try:
-        kind = {JWT_TYPE: "jwt_svid", ID_TOKEN_TYPE: "oidc"}.get(data.get("subject_token_type", ""))
-        if kind is None:
-            raise InvalidRequest("subject_token_type must be the jwt or id_token URN", field="subject_token_type")
-        if data.get("actor_token") and data.get("actor_token_type") != ACCESS_TOKEN_TYPE:
-            raise InvalidRequest("actor_token_type must be the access_token URN", field="actor_token_type")
-        requested = data.get("requested_token_type")
-        if requested not in {None, "", ACCESS_TOKEN_TYPE}:
-            raise InvalidRequest("only access tokens are issued", field="requested_token_type")
-        subject_token = _field(data, "subject_token") or ""
-        if kind == "jwt_svid" and _carries_x5c(subject_token):
-            kind = "x509_svid"
-        evidence = Evidence.parse(kind, subject_token)
-        declaration = _declaration(data)
-        identity = remit.attestation.verify(evidence)  # single use: spent by issuance
-        task, issued = remit.issuance.start_task(
-            identity, declaration, dpop_jkt=dpop_at_issuance(remit, request), channel="token_exchange"
+        evidence, declaration = _exchange_parts(form)
+        identity, check, jkt = await attested_for_issuance(remit, evidence, dpop=dpop, path=path)
+        task, issued = await remit.issuance.start_task_async(
+            identity, declaration, dpop_jkt=jkt, channel="token_exchange", evidence_check=check
         )
+    except _Refused as refused:
+        return 400, refused.body
     except RemitError as failure:
-        return _oauth_error_for(failure)
-    body = TokenExchangeOut(
+        return 400, oauth_refusal(failure)
+    return 200, TokenExchangeOut(
         access_token=issued.token,
         token_type="DPoP" if issued.dpop_bound else "Bearer",
         expires_in=issued.expires_in(),
@@ -190,7 +215,13 @@ def token(data: Form, remit: NamedDependency[Remit], request: Request[Any, Any, 
         authorization_details=[d.as_json() for d in task.details],
         txn=task.id,
     )
-    return Response(body, status_code=200, headers=NO_STORE)
+
+
+@post("/oauth2/token", status_code=200, tags=["oauth"], security=[], include_in_schema=True)
+async def token(data: Form, remit: NamedDependency[Remit], request: Request[Any, Any, Any]) -> Response[Any]:
+    """RFC 8693 token exchange: workload evidence (+ optional delegation actor token) → a task credential."""
+    status, body = await exchange_token(remit, data, dpop=request.headers.get("dpop"), path=request.url.path)
+    return Response(body, status_code=status, headers=NO_STORE)
 
 
 @post("/oauth2/introspect", status_code=200, sync_to_thread=True, tags=["oauth"])

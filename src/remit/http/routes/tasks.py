@@ -18,7 +18,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody, Parameter, QueryParameter
 
 from remit.bootstrap import Remit
-from remit.core.attestation.models import DeferredCheck, Evidence
+from remit.core.attestation.models import DeferredCheck, Evidence, WorkloadIdentity
 from remit.core.attestation.waiting import WouldWait, without_waiting
 from remit.core.audit.models import ActorKind, AuditActor
 from remit.core.credentials.issuance import TaskDeclaration
@@ -112,16 +112,15 @@ def dpop_key_of(remit: Remit, proof: str | None, *, method: str, path: str) -> s
     return remit.proofs.verify(proof, method=method, url=remit.settings.public_url.rstrip("/") + path).jkt
 
 
-async def start_task(remit: Remit, data: TaskIn, *, dpop: str | None, path: str) -> tuple[TaskStarted, dict[str, str]]:
-    """`POST /v1/tasks`, whichever door it came in by: the answer (201) and its headers.
+async def attested_for_issuance(
+    remit: Remit, evidence: Evidence, *, dpop: str | None, path: str
+) -> tuple[WorkloadIdentity, DeferredCheck, str | None]:
+    """The workload, its evidence signature check left to issuance's batch (ADR 0015), and the DPoP proof's key.
 
-    Runs on the event loop: the evidence is checked from the keys already loaded (in a worker thread
-    when a key set must be fetched first), all but its signature, which issuance's batch checks before
-    it writes anything (ADR 0015); issuance awaits its group commit without holding a thread. A DPoP
-    proof at issuance is checked in a worker thread (its replay guard is the store), after the
-    evidence signature, so a forged SVID spends no proof.
+    On the event loop, from the keys already loaded (in a worker thread, and checked whole, when a key set
+    must be fetched first). A DPoP proof at issuance is checked in a worker thread (its replay guard is the
+    store), after the evidence signature, so a forged SVID spends no proof. Both issuance doors use it.
     """
-    evidence = evidence_in(data.evidence)
     try:
         with without_waiting():
             identity, check = remit.attestation.verify_deferred(evidence)  # single use: spent by issuance
@@ -136,6 +135,19 @@ async def start_task(remit: Remit, data: TaskIn, *, dpop: str | None, path: str)
             return dpop_key_of(remit, dpop, method="POST", path=path)
 
         jkt = await anyio.to_thread.run_sync(checked_proof)
+    return identity, check, jkt
+
+
+async def start_task(remit: Remit, data: TaskIn, *, dpop: str | None, path: str) -> tuple[TaskStarted, dict[str, str]]:
+    """`POST /v1/tasks`, whichever door it came in by: the answer (201) and its headers.
+
+    Runs on the event loop: the evidence is checked from the keys already loaded (in a worker thread
+    when a key set must be fetched first), all but its signature, which issuance's batch checks before
+    it writes anything (ADR 0015); issuance awaits its group commit without holding a thread. A DPoP
+    proof at issuance is checked in a worker thread (its replay guard is the store), after the
+    evidence signature, so a forged SVID spends no proof.
+    """
+    identity, check, jkt = await attested_for_issuance(remit, evidence_in(data.evidence), dpop=dpop, path=path)
     declaration = TaskDeclaration(
         workflow=data.workflow,
         objective=data.objective,
