@@ -151,7 +151,7 @@ def test_a_malformed_spiffe_id_is_refused_before_any_call(
     agent_socket: tuple[str, StandInAgent], source: type[SpiffeX509WorkloadApi | SpiffeWorkloadApi]
 ) -> None:
     address, agent = agent_socket
-    for malformed in ("acme.example/agents/bot", "spiffe://acme.example/agents/b ot", "spiffe://" + "a" * 2048):
+    for malformed in ("acme.example/agents/bot", "spiffe://acme.example/agents/a bot", "spiffe://" + "a" * 2048):
         with pytest.raises(InvalidRequest, match="not a SPIFFE ID"):
             source(ISSUER, socket_path=address, spiffe_id=malformed)
     # Shaped like one but refused by the package's parser (a `..` segment): still the caller's error, not an outage.

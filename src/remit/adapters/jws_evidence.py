@@ -11,13 +11,14 @@ from __future__ import annotations
 import datetime as dt
 
 from abc import ABC, abstractmethod
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
-from remit.adapters.jose import CompactJws
+from remit.adapters.jose import CompactJws, VerificationKey, verify_signature
 from remit.core.attestation.models import DeferredCheck, Evidence, WorkloadIdentity
 from remit.errors import AttestationFailed, CredentialExpired, CredentialInvalid
 
-__all__ = ["SPIFFE_TYP", "JwsEvidenceAttestor", "check_spiffe_header", "refused"]
+__all__ = ["SPIFFE_TYP", "JwsEvidenceAttestor", "check_spiffe_header", "optional_jti", "refused", "signature_check"]
 
 # The `typ` values the SPIFFE JWT-SVID spec allows (absent is allowed too).
 SPIFFE_TYP: Final = frozenset({"JWT", "JOSE"})
@@ -44,6 +45,22 @@ class JwsEvidenceAttestor(ABC):
     @abstractmethod
     def _attest(self, token: str, *, now: dt.datetime) -> tuple[WorkloadIdentity, DeferredCheck]:
         """Every check but the signature; the signature as the returned DeferredCheck."""
+
+
+def optional_jti(claims: Mapping[str, Any]) -> str | None:
+    """The evidence's `jti` when it carries a non-empty string one (single use then applies), else None."""
+    jti = claims.get("jti")
+    return jti if isinstance(jti, str) and jti else None
+
+
+def signature_check(jws: CompactJws, key: VerificationKey) -> DeferredCheck:
+    """The deferred check of `jws`'s signature with `key`, chosen by the cheap checks: `bad_signature` when it fails."""
+
+    def signature() -> None:
+        if not verify_signature(jws, key):
+            raise refused("bad_signature")
+
+    return DeferredCheck(signature)
 
 
 def check_spiffe_header(jws: CompactJws, *, allowed: frozenset[str], algorithms: frozenset[str]) -> None:

@@ -35,9 +35,8 @@ from remit.adapters.jose import (
     check_times,
     import_public_jwk,
     parse_compact,
-    verify_signature,
 )
-from remit.adapters.jws_evidence import JwsEvidenceAttestor, refused
+from remit.adapters.jws_evidence import JwsEvidenceAttestor, optional_jti, refused, signature_check
 from remit.core.attestation.models import MAX_EVIDENCE_BYTES, DeferredCheck, EvidenceKind, WorkloadIdentity
 from remit.core.clock import Clock
 from remit.core.registry.models import OidcSubject
@@ -178,20 +177,10 @@ class OidcAttestor(JwsEvidenceAttestor):
         for name, expected in issuer.bound_claims.items():
             if not _matches(_claim(claims, name), expected):
                 raise refused("bound_claims_mismatch")
-        jti = claims.get("jti")
         workload = WorkloadIdentity.for_oidc(
-            identity,
-            claims=claims,
-            jti=jti if isinstance(jti, str) and jti else None,
-            issued_at=issued_at,
-            expires_at=expires_at,
+            identity, claims=claims, jti=optional_jti(claims), issued_at=issued_at, expires_at=expires_at
         )
-
-        def signature() -> None:
-            if not verify_signature(jws, key):
-                raise refused("bad_signature")
-
-        return workload, DeferredCheck(signature)
+        return workload, signature_check(jws, key)
 
     @staticmethod
     def _key(keys: KeySetCache[Mapping[str, VerificationKey]], kid: str | None) -> VerificationKey:

@@ -50,9 +50,8 @@ from remit.adapters.jose import (
     check_times,
     import_public_jwk,
     parse_compact,
-    verify_signature,
 )
-from remit.adapters.jws_evidence import JwsEvidenceAttestor, check_spiffe_header, refused
+from remit.adapters.jws_evidence import JwsEvidenceAttestor, check_spiffe_header, optional_jti, refused, signature_check
 from remit.core.attestation.models import MAX_EVIDENCE_BYTES, DeferredCheck, EvidenceKind, WorkloadIdentity
 from remit.core.clock import Clock
 from remit.core.registry.models import SpiffeId
@@ -231,21 +230,11 @@ class JwtSvidAttestor(JwsEvidenceAttestor):
         key = self._authority(source, kid)
         check_audience(claims, self._audience, single=self._single_audience)
         expires_at, issued_at = check_times(claims, now=now, leeway=self._leeway)
-        jti = claims.get("jti")
         identity = WorkloadIdentity.for_spiffe(
-            spiffe_id,
-            claims=claims,
-            jti=jti if isinstance(jti, str) and jti else None,
-            issued_at=issued_at,
-            expires_at=expires_at,
+            spiffe_id, claims=claims, jti=optional_jti(claims), issued_at=issued_at, expires_at=expires_at
         )
-
-        def signature() -> None:
-            if not verify_signature(jws, key):
-                raise refused("bad_signature")
-
         # The key is the trust domain's authority named by `kid`, chosen above: only the check is left.
-        return identity, DeferredCheck(signature)
+        return identity, signature_check(jws, key)
 
     def _authority(self, source: KeySetCache[TrustBundle], kid: str) -> VerificationKey:
         bundle = source.current()
