@@ -1,4 +1,4 @@
-"""Forged JWT-SVIDs at `POST /v1/tasks`, whose signature the issuance batch checks (ADR 0015).
+"""Forged JWT-SVIDs at `POST /v1/tasks` and the token exchange, whose signature the issuance batch checks (ADR 0015).
 
 A forgery here has the right `kid` and a well-formed body but another key's signature: everything but
 the signature passes up front, so only the batch's check stands between it and a credential. Each
@@ -22,6 +22,7 @@ from tests.integration.test_http_tasks import (  # noqa: F401 - pytest fixtures,
     Workloads,
     _declaration,
     _dpop_proof,
+    _exchange,
     agent_server,
     workloads,
 )
@@ -110,4 +111,25 @@ def test_forgeries_among_concurrent_issuances_fail_alone(agent_server: LiveServe
     assert [status for status, _, real in results if real] == [201] * 16
     assert [(status, code) for status, code, real in results if not real] == [(401, "attestation_failed")] * 8
     assert _tasks(agent_server) == 16
+    assert _refusals(agent_server) == []
+
+
+@pytest.mark.parametrize("framework", [False, True], ids=["fast", "framework"])
+def test_a_forged_svid_at_the_token_exchange_leaves_nothing_behind(
+    agent_server: LiveServer, workloads: Workloads, framework: bool
+) -> None:
+    """The RFC 8693 door defers the signature too: invalid_grant, no task, no refusal, no spent `jti` or proof."""
+    holder = ec_key()
+    proof = _dpop_proof(holder, "POST", f"{ISSUER}/oauth2/token")
+    with agent_server.client(authenticated=False) as client:
+        client.headers["DPoP"] = proof
+        forged = _exchange(client, _forger().svid(jti="copied"), framework=framework)
+        ghost = _exchange(client, _forger().svid(GHOST), framework=framework)
+        real = _exchange(client, workloads.svid(jti="copied"), framework=framework)
+
+    assert forged.status_code == ghost.status_code == 400
+    assert forged.json()["error"] == ghost.json()["error"] == "invalid_grant"
+    assert real.status_code == 200, real.text
+    assert real.json()["token_type"] == "DPoP"  # the proof the forgeries carried was not spent
+    assert _tasks(agent_server) == 1
     assert _refusals(agent_server) == []
