@@ -107,10 +107,14 @@ class OperatorAuth:
     ) -> OperatorAuth:
         return cls(name=name, _digest=hashlib.sha256(token.encode()).digest(), _accounts=accounts)
 
+    def is_bootstrap(self, presented: str | None) -> bool:
+        """Whether `presented` is the bootstrap (admin) token: compared in constant time, in memory only."""
+        candidate = hashlib.sha256((presented or "").encode()).digest()
+        return bool(presented) and hmac.compare_digest(candidate, self._digest)
+
     def identify(self, presented: str | None) -> Operator:
         """Who holds this token, or raise Unauthenticated."""
-        candidate = hashlib.sha256((presented or "").encode()).digest()
-        if presented and hmac.compare_digest(candidate, self._digest):
+        if self.is_bootstrap(presented):
             return Operator(self.name, frozenset({OperatorRole.ADMIN}))
         if presented and presented.startswith(ACCOUNT_TOKEN_PREFIX) and self._accounts is not None:
             account = self._accounts(presented)

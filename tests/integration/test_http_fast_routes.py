@@ -445,14 +445,93 @@ def test_a_well_formed_token_request_never_reaches_the_framework(
     agent_server: LiveServer, workloads: Workloads
 ) -> None:
     """The fast path answers it whole; the framework (here an app that only records being called) never sees it."""
+    assert _asgi_post(agent_server, "/oauth2/token", _exchange_form(workloads.svid())) == ([], 200)
+
+
+def test_introspection_answers_alike_on_both_doors(agent_server: LiveServer, workloads: Workloads) -> None:
+    """RFC 7662 with the bootstrap operator token: live, junk and revoked credentials, whichever door."""
+    live, revoked = _credential(agent_server, workloads), _credential(agent_server, workloads)
+    with agent_server.client(authenticated=False) as holder:
+        holder.post("/oauth2/revoke", data={"token": revoked})
+    with agent_server.client() as operator:
+        pairs = [
+            (
+                operator.post("/oauth2/introspect", data=form),
+                operator.post("/oauth2/introspect", params={"via": "framework"}, data=form),
+            )
+            for form in ({"token": live}, {"token": "junk", "token_type_hint": "access_token"}, {"token": revoked})
+        ]
+    for fast, framework in pairs:
+        assert fast.status_code == framework.status_code == 200
+        assert list(fast.json()) == list(framework.json())
+        assert fast.json() == framework.json()
+        _same_headers(fast, framework)
+    answer = pairs[0][0].json()
+    assert answer["active"] is True
+    assert answer["token_type"] == "Bearer"
+    assert "remit_lineage" not in answer
+    assert [pair[0].json() for pair in pairs[1:]] == [{"active": False}, {"active": False}]
+    assert pairs[0][0].headers["cache-control"] == "no-store"
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "Bearer not-the-token", "Basic b3BlcmF0b3I6c2VjcmV0", "Bearer"],
+    ids=["none", "another token", "another scheme", "no token"],
+)
+def test_introspection_without_the_operator_token_is_the_frameworks_401(
+    agent_server: LiveServer, workloads: Workloads, authorization: str | None
+) -> None:
+    token = _credential(agent_server, workloads)
+    headers = {} if authorization is None else {"Authorization": authorization}
+    with agent_server.client(authenticated=False) as client:
+        fast = client.post("/oauth2/introspect", data={"token": token}, headers=headers)
+        framework = client.post(
+            "/oauth2/introspect", params={"via": "framework"}, data={"token": token}, headers=headers
+        )
+    assert fast.status_code == framework.status_code == 401
+    one, other = fast.json(), framework.json()
+    assert one.pop("instance") == other.pop("instance") == "/oauth2/introspect"
+    assert one == other
+    assert "active" not in fast.text
+
+
+def test_an_accounts_introspection_is_read_by_the_framework(agent_server: LiveServer, workloads: Workloads) -> None:
+    """An operator account's token is looked up in the store (a disabled account stops at once): never on the loop."""
+    with agent_server.client() as admin:
+        admin_token = admin.post("/v1/operators", json={"name": "ada", "roles": ["admin"]}).json()["token"]
+        auditor_token = admin.post("/v1/operators", json={"name": "eve", "roles": ["auditor"]}).json()["token"]
+    token = _credential(agent_server, workloads)
+    for account, status in ((admin_token, 200), (auditor_token, 403)):
+        with httpx.Client(base_url=agent_server.url, headers={"Authorization": f"Bearer {account}"}) as client:
+            assert client.post("/oauth2/introspect", data={"token": token}).status_code == status
+    assert not agent_server.remit.operator.is_bootstrap(admin_token)
+
+
+def test_only_the_bootstrap_operator_token_takes_the_fast_door(agent_server: LiveServer, workloads: Workloads) -> None:
+    """With it the fast path answers whole; any other Authorization (an account's, a wrong one) goes on unread."""
+    operator = agent_server.auth["Authorization"]
+    token = _credential(agent_server, workloads)
+    fast_answer = _asgi_post(agent_server, "/oauth2/introspect", {"token": token}, authorization=operator)
+    assert fast_answer == ([], 200)
+    assert _asgi_post(agent_server, "/oauth2/introspect", {"token": token}, authorization="Bearer remit_op_x")[0] == [
+        "/oauth2/introspect"
+    ]
+    assert _asgi_post(agent_server, "/oauth2/introspect", {"token": token})[0] == ["/oauth2/introspect"]
+
+
+def _asgi_post(
+    live: LiveServer, path: str, form: dict[str, str], *, authorization: str | None = None
+) -> tuple[list[str], int | None]:
+    """POST `form` to `path` through the fast layer alone: (the paths it handed on, the status it answered)."""
     reached: list[str] = []
     sent: list[dict[str, Any]] = []
 
     async def framework(scope: Any, receive: Any, send: Any) -> None:
         reached.append(scope["path"])
 
-    async def exchange() -> None:
-        body = urlencode(_exchange_form(workloads.svid())).encode()
+    async def post() -> None:
+        body = urlencode(form).encode()
         messages = [{"type": "http.request", "body": body, "more_body": False}]
 
         async def receive() -> Any:
@@ -461,19 +540,14 @@ def test_a_well_formed_token_request_never_reaches_the_framework(
         async def send(message: Any) -> None:
             sent.append(message)
 
-        scope = {
-            "type": "http",
-            "method": "POST",
-            "path": "/oauth2/token",
-            "query_string": b"",
-            "headers": [
-                (b"content-type", b"application/x-www-form-urlencoded"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-        await FastRoutes(framework, agent_server.remit, max_body_bytes=65_536)(scope, receive, send)  # type: ignore[arg-type]
+        headers = [
+            (b"content-type", b"application/x-www-form-urlencoded"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        if authorization is not None:
+            headers.append((b"authorization", authorization.encode()))
+        scope = {"type": "http", "method": "POST", "path": path, "query_string": b"", "headers": headers}
+        await FastRoutes(framework, live.remit, max_body_bytes=65_536)(scope, receive, send)  # type: ignore[arg-type]
 
-    asyncio.run(exchange())
-    assert reached == []
-    assert sent[0]["status"] == 200
-    assert json.loads(sent[1]["body"])["token_type"] == "Bearer"
+    asyncio.run(post())
+    return reached, sent[0]["status"] if sent else None

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
@@ -30,9 +30,10 @@ from pydantic import BaseModel, ValidationError
 
 from remit.bootstrap import Remit
 from remit.errors import InternalError, RemitError
+from remit.http.auth import bearer_token
 from remit.http.problems import CORRELATION_STATE_KEY, ERROR_CODE_STATE_KEY, PROBLEM_MEDIA_TYPE, problem_parts
 from remit.http.routes.decisions import answer_decision, answer_evaluation, request_id_of
-from remit.http.routes.oauth import NO_STORE, exchange_token, revoke_presented
+from remit.http.routes.oauth import NO_STORE, exchange_token, introspection_of, revoke_presented
 from remit.http.routes.tasks import start_task
 from remit.wire.decisions import AuthzenEvaluationIn, DecisionIn
 from remit.wire.tasks import TaskIn
@@ -53,7 +54,7 @@ class Call:
     path: str
     request_id: str | None  # the caller's X-Request-ID, when short and printable
     dpop: str | None  # the DPoP header
-    authorized: bool = False  # an Authorization header came with it
+    authorization: str | None = field(default=None, repr=False)  # the Authorization header: a secret
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +81,20 @@ async def _task(remit: Remit, data: Any, call: Call) -> _Answer:  # noqa: ANN401
 async def _revocation(remit: Remit, token: Any, call: Call) -> _Answer:  # noqa: ANN401, ARG001 - the route's form
     await revoke_presented(remit, token)
     return _Answer(200, None, NO_STORE)
+
+
+async def _introspection(remit: Remit, token: Any, call: Call) -> _Answer:  # noqa: ANN401, ARG001 - the route's form
+    return _Answer(200, introspection_of(remit, token), NO_STORE)
+
+
+def _anonymous(remit: Remit, call: Call) -> bool:  # noqa: ARG001 - a door's admission rule
+    """A holder's revocation: no Authorization header (an operator's is authenticated by the framework)."""
+    return call.authorization is None
+
+
+def _bootstrap_operator(remit: Remit, call: Call) -> bool:
+    """The bootstrap operator token, checked in memory (constant time); an account's is the framework's to read."""
+    return remit.operator.is_bootstrap(bearer_token(call.authorization))
 
 
 async def _exchange(remit: Remit, form: Any, call: Call) -> _Answer:  # noqa: ANN401 - the route's form
@@ -113,8 +128,8 @@ def _form(body: bytes, *, max_fields: int) -> dict[str, str]:
     return form
 
 
-def _revocation_token(body: bytes) -> str:
-    """The `token` of an RFC 7009 form: exactly one, and nothing but `token` and `token_type_hint`."""
+def _token_form(body: bytes) -> str:
+    """The `token` of an RFC 7009 or RFC 7662 form: exactly one, and nothing but `token` and `token_type_hint`."""
     form = _form(body, max_fields=4)
     if "token" not in form or not set(form) <= {"token", "token_type_hint"}:
         raise _NotMine
@@ -131,7 +146,7 @@ class _Route:
     media: bytes
     parse: Callable[[bytes], Any]
     answer: Callable[[Remit, Any, Call], Awaitable[_Answer]]
-    anonymous_only: bool = False  # a request with an Authorization header goes to the framework
+    admits: Callable[[Remit, Call], bool] | None = None  # else the framework's route answers it
 
 
 _ROUTES: Final[dict[str, _Route]] = {
@@ -139,7 +154,8 @@ _ROUTES: Final[dict[str, _Route]] = {
     "/access/v1/evaluation": _Route(_JSON, _json_of(AuthzenEvaluationIn), _evaluation),
     "/v1/tasks": _Route(_JSON, _json_of(TaskIn), _task),
     "/oauth2/token": _Route(_FORM, _exchange_form, _exchange),
-    "/oauth2/revoke": _Route(_FORM, _revocation_token, _revocation, anonymous_only=True),
+    "/oauth2/revoke": _Route(_FORM, _token_form, _revocation, admits=_anonymous),
+    "/oauth2/introspect": _Route(_FORM, _token_form, _introspection, admits=_bootstrap_operator),
 }
 
 
@@ -178,7 +194,7 @@ class FastRoutes:
             await self._app(scope, receive, send)
             return
         call = self._call(raw, route.media)
-        if call is None or (route.anonymous_only and call.authorized):
+        if call is None or (route.admits is not None and not route.admits(self._remit, call)):
             await self._app(scope, receive, send)
             return
         body = await self._read(receive)
@@ -212,8 +228,7 @@ class FastRoutes:
 
     def _call(self, scope: dict[str, Any], media: bytes) -> Call | None:
         """The request's particulars when it is of `media` within the limit, its length declared; else None."""
-        content_type = length = request_id = dpop = None
-        authorized = False
+        content_type = length = request_id = dpop = authorization = None
         for name, value in scope["headers"]:
             if name == b"content-type":
                 content_type = value
@@ -224,7 +239,7 @@ class FastRoutes:
             elif name == b"dpop":
                 dpop = value
             elif name == b"authorization":
-                authorized = True
+                authorization = value
         if content_type is None or not _is(media, content_type) or length is None or not length.isdigit():
             return None
         if int(length) > self._max_body:
@@ -233,7 +248,7 @@ class FastRoutes:
             path=scope["path"],
             request_id=request_id_of(request_id.decode("latin-1")) if request_id is not None else None,
             dpop=dpop.decode("latin-1") if dpop is not None else None,
-            authorized=authorized,
+            authorization=authorization.decode("latin-1") if authorization is not None else None,
         )
 
     @staticmethod

@@ -43,12 +43,13 @@ from remit.errors import (
 from remit.http.auth import bearer_token
 from remit.http.mapping import duration_in
 from remit.http.routes.tasks import attested_for_issuance
-from remit.wire.tasks import ACCESS_TOKEN_TYPE, OAuthErrorOut, TokenExchangeOut
+from remit.wire.tasks import ACCESS_TOKEN_TYPE, IntrospectionOut, OAuthErrorOut, TokenExchangeOut
 
 __all__ = [
     "NO_STORE",
     "exchange_token",
     "introspect",
+    "introspection_of",
     "jwks",
     "metadata",
     "oauth_refusal",
@@ -225,24 +226,27 @@ async def token(data: Form, remit: NamedDependency[Remit], request: Request[Any,
 
 
 @post("/oauth2/introspect", status_code=200, sync_to_thread=True, tags=["oauth"])
-def introspect(data: Form, remit: NamedDependency[Remit], request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+def introspect(
+    data: Form, remit: NamedDependency[Remit], request: Request[Any, Any, Any]
+) -> Response[IntrospectionOut]:
     """RFC 7662: is this credential active right now? Callers authenticate with the operator token."""
     remit.operator.authenticate(bearer_token(request.headers.get("authorization")))
-    presented = data.get("token") or ""
-    try:
-        # The resource server checks the DPoP proof itself, against the `cnf.jkt` returned here (RFC 9449 §6.2).
-        credential = (
-            remit.verify_own_credential(presented, check_binding=False) if len(presented) <= _MAX_FIELD else None
-        )
-    except (Unauthenticated, InvalidRequest):
-        credential = None
+    return Response(introspection_of(remit, data.get("token") or ""), headers=NO_STORE)
+
+
+def introspection_of(remit: Remit, presented: str) -> IntrospectionOut:
+    """The RFC 7662 answer for `presented`, whichever door asked; verified in memory, reading no row.
+
+    Anything but a live credential of Remit's is `{"active": false}` and nothing else.
+    """
+    # The resource server checks the DPoP proof itself, against the `cnf.jkt` returned here (RFC 9449 §6.2).
+    credential = _live_credential(remit, presented)
     if credential is None:
-        return Response({"active": False}, headers=NO_STORE)
+        return IntrospectionOut(active=False)
     claims = dict(credential.claims)
     claims.pop("remit_lineage", None)
-    return Response(
-        {**claims, "active": True, "token_type": "DPoP" if credential.cnf_jkt else "Bearer"}, headers=NO_STORE
-    )
+    claims.pop("active", None)  # never a claim of ours; the answer's own member wins
+    return IntrospectionOut(active=True, token_type="DPoP" if credential.cnf_jkt else "Bearer", **claims)
 
 
 @post("/oauth2/revoke", status_code=200, sync_to_thread=True, tags=["oauth"], security=[])
@@ -256,7 +260,7 @@ def revoke(data: Form, remit: NamedDependency[Remit], request: Request[Any, Any,
     actor: AuditActor | None = None
     if header:
         actor = AuditActor(ActorKind.OPERATOR, remit.operator.authenticate(bearer_token(header)))
-    credential = _revocable(remit, presented)
+    credential = _live_credential(remit, presented)
     if credential is not None:
         remit.revocation.revoke_credential(
             credential.jti,
@@ -268,19 +272,22 @@ def revoke(data: Form, remit: NamedDependency[Remit], request: Request[Any, Any,
 
 async def revoke_presented(remit: Remit, presented: str) -> None:
     """A holder's RFC 7009 revocation on the event loop (`http.fast`): verified in memory, the write awaited."""
-    credential = _revocable(remit, presented)
+    credential = _live_credential(remit, presented)
     if credential is not None:
         await remit.revocation.revoke_credential_async(
             credential.jti, reason="revoked_by_holder", actor=AuditActor(ActorKind.AGENT, credential.agent_id)
         )
 
 
-def _revocable(remit: Remit, presented: str) -> VerifiedCredential | None:
-    """The credential a revocation names; None when unknown, invalid, expired or revoked: nothing to do."""
+def _live_credential(remit: Remit, presented: str) -> VerifiedCredential | None:
+    """The live credential of Remit's that `presented` is, verified in memory without its DPoP proof; else None.
+
+    Without the proof: revoking only reduces access, and an introspecting resource server checks the proof
+    itself. None when unknown, invalid, expired or revoked.
+    """
     if len(presented) > _MAX_FIELD:
         return None
     try:
-        # Revoking only reduces access, so a DPoP-bound token may be revoked without its proof.
         return remit.verify_own_credential(presented, check_binding=False)
     except (Unauthenticated, InvalidRequest):
         return None
