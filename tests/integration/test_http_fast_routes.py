@@ -520,8 +520,28 @@ def test_only_the_bootstrap_operator_token_takes_the_fast_door(agent_server: Liv
     assert _asgi_post(agent_server, "/oauth2/introspect", {"token": token})[0] == ["/oauth2/introspect"]
 
 
+def test_a_second_authorization_header_does_not_open_the_fast_door(
+    agent_server: LiveServer, workloads: Workloads
+) -> None:
+    """The first header counts on both doors: a wrong one first, the operator token second, is the framework's 401."""
+    token = _credential(agent_server, workloads)
+    operator = agent_server.auth["Authorization"]
+    headers = [(b"authorization", b"Bearer wrong"), (b"authorization", operator.encode())]
+    assert _asgi_post(agent_server, "/oauth2/introspect", {"token": token}, extra_headers=headers)[0] == [
+        "/oauth2/introspect"
+    ]
+    with httpx.Client(base_url=agent_server.url) as client:
+        answer = client.post("/oauth2/introspect", data={"token": token}, headers=httpx.Headers(headers))
+    assert answer.status_code == 401
+
+
 def _asgi_post(
-    live: LiveServer, path: str, form: dict[str, str], *, authorization: str | None = None
+    live: LiveServer,
+    path: str,
+    form: dict[str, str],
+    *,
+    authorization: str | None = None,
+    extra_headers: list[tuple[bytes, bytes]] | None = None,
 ) -> tuple[list[str], int | None]:
     """POST `form` to `path` through the fast layer alone: (the paths it handed on, the status it answered)."""
     reached: list[str] = []
@@ -546,6 +566,7 @@ def _asgi_post(
         ]
         if authorization is not None:
             headers.append((b"authorization", authorization.encode()))
+        headers += extra_headers or []
         scope = {"type": "http", "method": "POST", "path": path, "query_string": b"", "headers": headers}
         await FastRoutes(framework, live.remit, max_body_bytes=65_536)(scope, receive, send)  # type: ignore[arg-type]
 

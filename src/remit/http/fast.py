@@ -236,9 +236,10 @@ class FastRoutes:
                 length = value
             elif name == b"x-request-id":
                 request_id = value
-            elif name == b"dpop":
+            # A header sent twice: the first counts, as the framework's `headers.get` reads it.
+            elif name == b"dpop" and dpop is None:
                 dpop = value
-            elif name == b"authorization":
+            elif name == b"authorization" and authorization is None:
                 authorization = value
         if content_type is None or not _is(media, content_type) or length is None or not length.isdigit():
             return None
