@@ -11,8 +11,8 @@ Two parts, one run:
    The Python client costs about as much CPU per request as the server and shares its 2 cores, so
    with `--wrk` the same three run again from wrk (a C load generator, 1 thread, as the OpenBao
    reference was measured), each body pre-made and sent once: closer to the server alone, plus the
-   same issuance through the RFC 8693 token exchange. The server's own CPU time per request is
-   printed for those rows.
+   same issuance through the RFC 8693 token exchange, and re-issue for one running task. The server's
+   own CPU time per request is printed for those rows.
 
 On a shared machine a run can differ from the next by a third (CPU time per request moves with it):
 `--runs N` repeats the wrk issuance row on fresh evidence and reports the median run, as the OpenBao
@@ -393,6 +393,16 @@ def with_wrk(served: Served, minter: Minter) -> list[tuple[str, float, float, fl
         for i in range(int(served.seconds * 3000)):
             out.write(exchange_form(minter, f"spiffe://{DOMAIN}/agent-{i % served.clients}") + "\n")
     rows.append(wrk_row(served, f"wrk token exchange, {conns}", "/oauth2/token", exchanges, tokens_out=issued))
+    # Re-issue for one running task (as an SDK refresh or a delegation does), each with fresh evidence.
+    spiffe_id = f"spiffe://{DOMAIN}/agent-0"
+    started = httpx.post(f"{served.base}/v1/tasks", json=task_body(minter, spiffe_id), timeout=30)
+    started.raise_for_status()
+    reissues = served.home / "wrk-reissue"
+    with reissues.open("w") as out:
+        for _ in range(int(served.seconds * 3000)):
+            out.write(json.dumps({"evidence": {"kind": "jwt_svid", "token": minter.svid(spiffe_id)}}) + "\n")
+    path = f"/v1/tasks/{started.json()['task']['id']}/credentials"
+    rows.append(wrk_row(served, f"wrk re-issue, {conns}", path, reissues))
     forms = served.home / "wrk-forms"
     forms.write_text("".join(f"token={t}\n" for t in issued.read_text().split()))
     rows.append(wrk_row(served, f"wrk introspect, {conns}", "/oauth2/introspect", forms, auth=served.token))
@@ -416,7 +426,7 @@ def wrk_row(  # noqa: PLR0913 - one wrk run's particulars
     once: bool = False,
 ) -> tuple[str, float, float, float]:
     env = {**os.environ, "WRK_BODIES": str(bodies), "WRK_PATH": path, "WRK_ONCE": "1" if once else "0"}
-    if path != "/v1/tasks":
+    if path.startswith("/oauth2/"):
         env["WRK_FORM"] = "1"
     if tokens_out is not None:
         env["WRK_TOKENS_OUT"] = str(tokens_out)
@@ -536,7 +546,7 @@ def report(rows: list[tuple[str, float, float, float]]) -> None:
             note = f"{ops / floor_verify:.2f}× raw verify"
         elif name.startswith("issue"):
             note = f"{ops / floor_sign:.3f}× raw sign"
-        elif name.startswith(("HTTP issue", "wrk issue", "wrk token exchange")):
+        elif name.startswith(("HTTP issue", "wrk issue", "wrk token exchange", "wrk re-issue")):
             login = OPENBAO_RAFT_8["issue (jwt_login)"]
             note = f"{ops / login:.2f}× OpenBao jwt_login (raft, 8 conns: {login:,.0f}/s, {reference})"
         elif name.startswith(("HTTP revoke", "wrk revoke")):

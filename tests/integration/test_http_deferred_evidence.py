@@ -1,4 +1,4 @@
-"""Forged JWT-SVIDs at `POST /v1/tasks` and the token exchange, whose signature the issuance batch checks (ADR 0015).
+"""Forged JWT-SVIDs at every issuance door (start, token exchange, re-issue), checked in the batch (ADR 0015).
 
 A forgery here has the right `kid` and a well-formed body but another key's signature: everything but
 the signature passes up front, so only the batch's check stands between it and a credential. Each
@@ -10,6 +10,8 @@ the victim's name, no spent evidence, no spent DPoP proof.
 
 from __future__ import annotations
 
+import time
+
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -18,6 +20,7 @@ import pytest
 from tests.integration.conftest import LiveServer
 from tests.integration.test_http_tasks import (  # noqa: F401 - pytest fixtures, requested by name
     ISSUER,
+    TASKS_URL,
     TRUST_DOMAIN,
     Workloads,
     _declaration,
@@ -133,3 +136,39 @@ def test_a_forged_svid_at_the_token_exchange_leaves_nothing_behind(
     assert real.json()["token_type"] == "DPoP"  # the proof the forgeries carried was not spent
     assert _tasks(agent_server) == 1
     assert _refusals(agent_server) == []
+
+
+def test_a_forged_svid_at_reissue_leaves_nothing_behind(agent_server: LiveServer, workloads: Workloads) -> None:
+    """Re-issue defers the signature too: no credential, no refusal, no spent `jti`, no spent DPoP proof."""
+    with agent_server.client(authenticated=False) as client:
+        started = client.post("/v1/tasks", json=_declaration(workloads.svid()))
+        assert started.status_code == 201, started.text
+        task_id = started.json()["task"]["id"]
+        path = f"/v1/tasks/{task_id}/credentials"
+        proof = _dpop_proof(ec_key(), "POST", f"{TASKS_URL}/{task_id}/credentials")
+
+        def reissue(svid: str) -> httpx.Response:
+            return client.post(path, json={"evidence": {"kind": "jwt_svid", "token": svid}}, headers={"DPoP": proof})
+
+        forged = reissue(_forger().svid(jti="copied"))
+        real = reissue(workloads.svid(jti="copied"))
+
+    assert (forged.status_code, forged.json()["code"]) == (401, "attestation_failed")
+    assert real.status_code == 201, real.text
+    assert real.json()["token_type"] == "DPoP"  # the proof the forgery carried was not spent
+    assert _refusals(agent_server) == []
+
+
+def test_a_reissue_awaits_its_batch_on_the_loop(agent_server: LiveServer, workloads: Workloads) -> None:
+    """No worker thread is held for the write: the group commit's writer thread leads for the loop."""
+    commits = agent_server.remit.issuance.commits
+    with agent_server.client(authenticated=False) as client:
+        task_id = client.post("/v1/tasks", json=_declaration(workloads.svid())).json()["task"]["id"]
+        # Idle long enough for the writer thread that led the start to end, so only the re-issue can restart it.
+        deadline = time.monotonic() + 5
+        while commits.writer_running and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not commits.writer_running
+        evidence = {"evidence": {"kind": "jwt_svid", "token": workloads.svid()}}
+        assert client.post(f"/v1/tasks/{task_id}/credentials", json=evidence).status_code == 201
+        assert commits.writer_running

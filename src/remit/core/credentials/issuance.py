@@ -302,6 +302,41 @@ class IssuanceService:
         dpop_jkt: str | None = None,
     ) -> IssuedCredential:
         """A new credential for a running task (after a context change, or to delegate with aud = issuer)."""
+        prepare = self._reissuing(workload, task_id, audience, dpop_jkt)
+        try:
+            prepared = self._issue(prepare)
+        except RemitError as error:
+            self._record_refusal(workload, task_id, error, "reissue")
+            raise
+        return self._signed(prepared)
+
+    async def reissue_async(
+        self,
+        workload: AttestedWorkload,
+        task_id: str,
+        *,
+        audience: str | None = None,
+        dpop_jkt: str | None = None,
+        evidence_check: DeferredCheck | None = None,
+    ) -> IssuedCredential:
+        """`reissue` for an event loop, as `start_task_async` is `start_task`'s: the write awaited, never blocking.
+
+        The task and its DPoP binding are store reads, so the decision mostly runs in a worker thread; the
+        batch runs `evidence_check` (when given) before anything is written.
+        """
+        check = evidence_check or DeferredCheck.done()
+        prepare = self._reissuing(workload, task_id, audience, dpop_jkt)
+        try:
+            prepared = await self._issue_async(prepare, check)
+        except RemitError as error:
+            await asyncio.to_thread(self._refuse_checked, check, workload, task_id, error, "reissue")
+            raise
+        return self._signed(prepared)
+
+    def _reissuing(
+        self, workload: AttestedWorkload, task_id: str, audience: str | None, dpop_jkt: str | None
+    ) -> Callable[[IssuanceReads], _Prepared]:
+        """How a re-issue is decided on given reads: the agent's own live task, its audience, its binding."""
 
         def prepare(reads: IssuanceReads) -> _Prepared:
             task = reads.task(task_id)
@@ -319,12 +354,7 @@ class IssuanceService:
                 _require_binding(reads.task_binding(task), dpop_jkt)
             return self._prepare(reads, admitted.agent, workload, task, chosen, dpop_jkt, new_task=None)
 
-        try:
-            prepared = self._issue(prepare)
-        except RemitError as error:
-            self._record_refusal(workload, task_id, error, "reissue")
-            raise
-        return self._signed(prepared)
+        return prepare
 
     def _issue(self, prepare: Callable[[IssuanceReads], _Prepared]) -> _Prepared:
         """Decide on kept rows and write with the batch; if they refuse or changed, decide and write again at once."""

@@ -100,11 +100,6 @@ def request_url(remit: Remit, request: Request[Any, Any, Any]) -> str:
     return remit.settings.public_url.rstrip("/") + request.url.path
 
 
-def dpop_at_issuance(remit: Remit, request: Request[Any, Any, Any]) -> str | None:
-    """A `DPoP` header at issuance binds the credential to the proof's key (RFC 9449 §5); returns its jkt."""
-    return dpop_key_of(remit, request.headers.get("dpop"), method=request.method, path=request.url.path)
-
-
 def dpop_key_of(remit: Remit, proof: str | None, *, method: str, path: str) -> str | None:
     """The jkt of the DPoP proof sent at issuance (None without one); the proof must be for this request."""
     if proof is None:
@@ -277,20 +272,25 @@ class TaskController(Controller):
     @post(
         "/{task_id:str}/credentials",
         status_code=201,
-        sync_to_thread=True,
         responses=problem_responses(400, 401, 403, 404, 409),
         security=[],
     )
-    def reissue(
+    async def reissue(
         self,
         data: JSONBody[ReissueIn],
         remit: NamedDependency[Remit],
         request: Request[Any, Any, Any],
         task_id: str = _Id,
     ) -> Response[CredentialOut]:
-        """A new credential for a running task, with fresh evidence; `audience` = the issuer for delegation."""
-        identity = remit.attestation.verify(evidence_in(data.evidence))  # single use: spent by issuance
-        issued = remit.issuance.reissue(
-            identity, task_id, audience=data.audience, dpop_jkt=dpop_at_issuance(remit, request)
+        """A new credential for a running task, with fresh evidence; `audience` = the issuer for delegation.
+
+        As `POST /v1/tasks`: the evidence signature is checked in the issuance batch before anything is
+        written (ADR 0015), and the write is awaited on the event loop.
+        """
+        evidence = evidence_in(data.evidence)
+        dpop = request.headers.get("dpop")
+        identity, check, jkt = await attested_for_issuance(remit, evidence, dpop=dpop, path=request.url.path)
+        issued = await remit.issuance.reissue_async(
+            identity, task_id, audience=data.audience, dpop_jkt=jkt, evidence_check=check
         )
         return Response(credential_out(issued), status_code=201, headers=_NO_STORE)
