@@ -487,6 +487,31 @@ def test_a_bound_task_is_reissued_only_with_a_proof_from_its_key(
     assert again.json()["token_type"] == "DPoP"
 
 
+def test_reissue_refuses_another_agents_task_and_expired_or_replayed_evidence(
+    agent_server: LiveServer, workloads: Workloads
+) -> None:
+    """Re-issue on the event loop: cross-agent reads as absent, and spent or stale evidence gets nothing."""
+    started_with = workloads.svid()
+    with agent_server.client(authenticated=False) as client:
+        task_id = client.post("/v1/tasks", json=_declaration(started_with)).json()["task"]["id"]
+        path = f"/v1/tasks/{task_id}/credentials"
+
+        def reissue(svid: str) -> httpx.Response:
+            return client.post(path, json={"evidence": {"kind": "jwt_svid", "token": svid}})
+
+        cross_agent = reissue(workloads.svid(HELPER))  # a registered agent, not the task's
+        expired = reissue(workloads.svid(lifetime=-60))
+        replayed = reissue(started_with)  # the SVID that started the task, already spent
+        real = reissue(workloads.svid())
+
+    assert (cross_agent.status_code, cross_agent.json()["code"]) == (404, "not_found")
+    assert [(r.status_code, r.json()["code"]) for r in (expired, replayed)] == [(401, "attestation_failed")] * 2
+    assert real.status_code == 201, real.text
+    with agent_server.client() as operator:
+        issued = operator.get("/v1/audit/events", params={"type": "credential.issued"}).json()["items"]
+    assert len([e for e in issued if e["task_id"] == task_id]) == 2  # the start and the one real re-issue
+
+
 def test_introspection_reports_a_live_dpop_bound_credential_with_its_key(
     agent_server: LiveServer, workloads: Workloads
 ) -> None:

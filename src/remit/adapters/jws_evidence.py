@@ -18,7 +18,15 @@ from remit.adapters.jose import CompactJws, VerificationKey, verify_signature
 from remit.core.attestation.models import DeferredCheck, Evidence, WorkloadIdentity
 from remit.errors import AttestationFailed, CredentialExpired, CredentialInvalid
 
-__all__ = ["SPIFFE_TYP", "JwsEvidenceAttestor", "check_spiffe_header", "optional_jti", "refused", "signature_check"]
+__all__ = [
+    "SPIFFE_TYP",
+    "JwsEvidenceAttestor",
+    "check_signature",
+    "check_spiffe_header",
+    "optional_jti",
+    "refused",
+    "signature_check",
+]
 
 # The `typ` values the SPIFFE JWT-SVID spec allows (absent is allowed too).
 SPIFFE_TYP: Final = frozenset({"JWT", "JOSE"})
@@ -53,14 +61,15 @@ def optional_jti(claims: Mapping[str, Any]) -> str | None:
     return jti if isinstance(jti, str) and jti else None
 
 
+def check_signature(jws: CompactJws, key: VerificationKey) -> None:
+    """Refuse `bad_signature` unless `key` signed `jws`."""
+    if not verify_signature(jws, key):
+        raise refused("bad_signature")
+
+
 def signature_check(jws: CompactJws, key: VerificationKey) -> DeferredCheck:
-    """The deferred check of `jws`'s signature with `key`, chosen by the cheap checks: `bad_signature` when it fails."""
-
-    def signature() -> None:
-        if not verify_signature(jws, key):
-            raise refused("bad_signature")
-
-    return DeferredCheck(signature)
+    """The deferred check of `jws`'s signature with `key`, the key chosen by the cheap checks."""
+    return DeferredCheck(lambda: check_signature(jws, key))
 
 
 def check_spiffe_header(jws: CompactJws, *, allowed: frozenset[str], algorithms: frozenset[str]) -> None:

@@ -63,6 +63,7 @@ __all__ = [
     "BundleSource",
     "JwtSvidAttestor",
     "TrustBundle",
+    "der_certificate",
     "parse_bundle",
 ]
 
@@ -137,13 +138,18 @@ def parse_bundle(trust_domain: str, document: Mapping[str, Any]) -> TrustBundle:
     )
 
 
+def der_certificate(entry: str) -> x509.Certificate:
+    """A JOSE `x5c` entry: standard base64 (not base64url) of a DER certificate; ValueError when it is not one."""
+    return x509.load_der_x509_certificate(base64.b64decode(entry, validate=True))  # binascii.Error is a ValueError
+
+
 def _x509_authority(entry: Mapping[str, Any]) -> x509.Certificate | None:
     """The CA certificate of an `x509-svid` entry (`x5c`: exactly one, base64 DER); a malformed entry is ignored."""
     chain = entry.get("x5c")
     if not isinstance(chain, list) or len(chain) != 1 or not isinstance(chain[0], str):
         return None
     try:
-        return x509.load_der_x509_certificate(base64.b64decode(chain[0], validate=True))
+        return der_certificate(chain[0])
     except ValueError:
         return None
 

@@ -40,8 +40,6 @@ Failures raise AttestationFailed with `details["reason"]`: the parser's (`malfor
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import threading
 
@@ -61,10 +59,9 @@ from remit.adapters.jose import (
     check_times,
     import_public_key,
     parse_compact,
-    verify_signature,
 )
-from remit.adapters.jws_evidence import JwsEvidenceAttestor, check_spiffe_header, refused
-from remit.adapters.spiffe import JWT_SVID_ALGORITHMS, TrustBundle
+from remit.adapters.jws_evidence import JwsEvidenceAttestor, check_signature, check_spiffe_header, refused
+from remit.adapters.spiffe import JWT_SVID_ALGORITHMS, TrustBundle, der_certificate
 from remit.core.attestation.models import MAX_EVIDENCE_BYTES, DeferredCheck, EvidenceKind, WorkloadIdentity
 from remit.core.registry.models import SpiffeId
 from remit.errors import InvalidRequest
@@ -154,8 +151,7 @@ class X509SvidAttestor(JwsEvidenceAttestor):
 
         def check() -> None:
             self._validated.validate(svid, authorities, now)
-            if not verify_signature(jws, svid.key):
-                raise refused("bad_signature")
+            check_signature(jws, svid.key)
 
         return identity, DeferredCheck(check)
 
@@ -173,8 +169,8 @@ class _Svid:
 def _parse(x5c: tuple[str, ...]) -> _Svid:
     """The chain of `x5c` and its leaf's key and SPIFFE ID, after the leaf rules."""
     try:
-        chain = tuple(x509.load_der_x509_certificate(base64.b64decode(entry, validate=True)) for entry in x5c)
-    except (ValueError, binascii.Error):
+        chain = tuple(der_certificate(entry) for entry in x5c)
+    except ValueError:
         raise refused("bad_x5c") from None
     key = import_public_key(chain[0].public_key())
     return _Svid(x5c, chain, key, _workload_id(chain[0]))

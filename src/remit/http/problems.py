@@ -221,13 +221,14 @@ def handle_too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Res
     Anyone can send one, so it is the caller's error (400), not ours; one warning line names it, without
     a traceback a flood of such requests would multiply.
     """
+    correlation_id = _correlation_id(request)
     _log.warning(
         "RecursionError on %s %s (a body nested too deeply to decode; correlation id %s): %s",
         request.method,
         request.url.path,
-        _correlation_id(request),
+        correlation_id,
         exc,
-        extra={"correlation_id": _correlation_id(request), "method": request.method, "path": request.url.path},
+        extra={"correlation_id": correlation_id, "method": request.method, "path": request.url.path},
     )
     return problem_response(InvalidRequest("the body nests too deeply to read"), request)
 

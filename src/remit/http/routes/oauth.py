@@ -71,16 +71,16 @@ _MAX_DURATION: Final = 7 * 86_400
 Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 
 
+def _oauth_error(error: str, description: str) -> OAuthErrorOut:
+    return OAuthErrorOut(error=error, error_description=description)
+
+
 class _Refused(Exception):
     """A token request refused with an RFC 6749 §5.2 error before any RemitError could say why."""
 
     def __init__(self, error: str, description: str) -> None:
         super().__init__(description)
-        self.body = OAuthErrorOut(error=error, error_description=description)
-
-
-def _oauth_error(error: str, description: str) -> OAuthErrorOut:
-    return OAuthErrorOut(error=error, error_description=description)
+        self.body = _oauth_error(error, description)
 
 
 def oauth_refusal(failure: RemitError) -> OAuthErrorOut:
@@ -243,10 +243,10 @@ def introspection_of(remit: Remit, presented: str) -> IntrospectionOut:
     credential = _live_credential(remit, presented)
     if credential is None:
         return IntrospectionOut(active=False)
-    claims = dict(credential.claims)
-    claims.pop("remit_lineage", None)
-    claims.pop("active", None)  # never a claim of ours; the answer's own member wins
-    return IntrospectionOut(active=True, token_type="DPoP" if credential.cnf_jkt else "Bearer", **claims)
+    claims = {name: value for name, value in credential.claims.items() if name != "remit_lineage"}
+    return IntrospectionOut.model_validate(
+        {**claims, "active": True, "token_type": "DPoP" if credential.cnf_jkt else "Bearer"}
+    )
 
 
 @post("/oauth2/revoke", status_code=200, sync_to_thread=True, tags=["oauth"], security=[])

@@ -114,7 +114,8 @@ async def attested_for_issuance(
 
     On the event loop, from the keys already loaded (in a worker thread, and checked whole, when a key set
     must be fetched first). A DPoP proof at issuance is checked in a worker thread (its replay guard is the
-    store), after the evidence signature, so a forged SVID spends no proof. Both issuance doors use it.
+    store), after the evidence signature, so a forged SVID spends no proof. Every issuance door uses it:
+    task start, the token exchange and re-issue.
     """
     try:
         with without_waiting():
@@ -136,11 +137,7 @@ async def attested_for_issuance(
 async def start_task(remit: Remit, data: TaskIn, *, dpop: str | None, path: str) -> tuple[TaskStarted, dict[str, str]]:
     """`POST /v1/tasks`, whichever door it came in by: the answer (201) and its headers.
 
-    Runs on the event loop: the evidence is checked from the keys already loaded (in a worker thread
-    when a key set must be fetched first), all but its signature, which issuance's batch checks before
-    it writes anything (ADR 0015); issuance awaits its group commit without holding a thread. A DPoP
-    proof at issuance is checked in a worker thread (its replay guard is the store), after the
-    evidence signature, so a forged SVID spends no proof.
+    Runs on the event loop (`attested_for_issuance`, then issuance awaiting its group commit).
     """
     identity, check, jkt = await attested_for_issuance(remit, evidence_in(data.evidence), dpop=dpop, path=path)
     declaration = TaskDeclaration(
