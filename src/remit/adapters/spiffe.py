@@ -63,6 +63,7 @@ __all__ = [
     "BundleSource",
     "JwtSvidAttestor",
     "TrustBundle",
+    "checked_algorithms",
     "der_certificate",
     "parse_bundle",
 ]
@@ -138,6 +139,17 @@ def parse_bundle(trust_domain: str, document: Mapping[str, Any]) -> TrustBundle:
     )
 
 
+def checked_algorithms(algorithms: Iterable[str], audience: str, *, evidence: str) -> frozenset[str]:
+    """A SPIFFE attestor's settings: `algorithms` from the JWT-SVID spec's list, and an `audience` to require."""
+    chosen = frozenset(algorithms)
+    if not chosen <= set(JWT_SVID_ALGORITHMS):
+        msg = f"{evidence} algorithms must come from the JWT-SVID spec's list"
+        raise InvalidRequest(msg, field="algorithms")
+    if not audience:
+        raise InvalidRequest("an audience is required", field="audience")
+    return chosen
+
+
 def der_certificate(entry: str) -> x509.Certificate:
     """A JOSE `x5c` entry: standard base64 (not base64url) of a DER certificate; ValueError when it is not one."""
     return x509.load_der_x509_certificate(base64.b64decode(entry, validate=True))  # binascii.Error is a ValueError
@@ -173,11 +185,7 @@ class JwtSvidAttestor(JwsEvidenceAttestor):
         max_stale: dt.timedelta = dt.timedelta(hours=1),
         allow_http_loopback: bool = False,
     ) -> None:
-        self._algorithms = frozenset(algorithms)
-        if not self._algorithms <= set(JWT_SVID_ALGORITHMS):
-            raise InvalidRequest("JWT-SVID algorithms must come from the JWT-SVID spec's list", field="algorithms")
-        if not audience:
-            raise InvalidRequest("an audience is required", field="audience")
+        self._algorithms = checked_algorithms(algorithms, audience, evidence="JWT-SVID")
         self._audience = audience
         self._leeway = leeway
         self._single_audience = single_audience

@@ -61,7 +61,7 @@ from remit.adapters.jose import (
     parse_compact,
 )
 from remit.adapters.jws_evidence import JwsEvidenceAttestor, check_signature, check_spiffe_header, refused
-from remit.adapters.spiffe import JWT_SVID_ALGORITHMS, TrustBundle, der_certificate
+from remit.adapters.spiffe import JWT_SVID_ALGORITHMS, TrustBundle, checked_algorithms, der_certificate
 from remit.core.attestation.models import MAX_EVIDENCE_BYTES, DeferredCheck, EvidenceKind, WorkloadIdentity
 from remit.core.registry.models import SpiffeId
 from remit.errors import InvalidRequest
@@ -97,11 +97,7 @@ class X509SvidAttestor(JwsEvidenceAttestor):
         leeway: dt.timedelta = DEFAULT_LEEWAY,
         validated_chains: int = 1024,
     ) -> None:
-        self._algorithms = frozenset(algorithms)
-        if not self._algorithms <= set(JWT_SVID_ALGORITHMS):
-            raise InvalidRequest("X.509-SVID assertion algorithms must come from the JWT-SVID list", field="algorithms")
-        if not audience:
-            raise InvalidRequest("an audience is required", field="audience")
+        self._algorithms = checked_algorithms(algorithms, audience, evidence="X.509-SVID assertion")
         self._bundles = bundles
         self._audience = audience
         self._leeway = leeway

@@ -16,7 +16,7 @@ from tests.unit.core.attestation.minting import Key, ec_key, public_jwk, rsa_key
 from remit.adapters.spiffe import BundleSource, JwtSvidAttestor, parse_bundle
 from remit.core.attestation.models import Evidence, EvidenceKind
 from remit.core.attestation.waiting import WouldWait, without_waiting
-from remit.errors import AttestationFailed, Unavailable
+from remit.errors import AttestationFailed, InvalidRequest, Unavailable
 from remit.testing import FrozenClock
 
 AUDIENCE = "https://remit.example"
@@ -186,3 +186,21 @@ def test_without_waiting_an_attestation_never_fetches(key: Key, clock: FrozenClo
         assert server.requests == 1
         attest(jti="e")
         assert server.requests == 2
+
+
+@pytest.mark.parametrize(
+    ("settings", "field"),
+    [
+        ({"algorithms": ["HS256"]}, "algorithms"),
+        ({"algorithms": ["none"]}, "algorithms"),
+        ({"audience": ""}, "audience"),
+    ],
+    ids=["hmac", "none", "no audience"],
+)
+def test_the_attestor_takes_only_jwt_svid_algorithms_and_an_audience(
+    tmp_path: Path, clock: FrozenClock, settings: dict[str, Any], field: str
+) -> None:
+    chosen: dict[str, Any] = {"audience": AUDIENCE, **settings}
+    with pytest.raises(InvalidRequest) as refused:
+        JwtSvidAttestor([BundleSource("acme.example", str(tmp_path / "b.json"))], clock=clock, **chosen)
+    assert refused.value.errors[0].loc[0] == field
