@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from remit.adapters.sql.driver import Driver, insert_statements
 from remit.adapters.sql.registry import REGISTRY_LOCK_KEY
 from remit.adapters.sql.tables import credentials, evidence_uses, tasks
-from remit.adapters.sql.tasks import SqlRevocationLog, insert_tasks
+from remit.adapters.sql.tasks import SqlRevocationLog, SqlTaskStore, insert_tasks
 from remit.core.attestation.models import EvidenceUse
 from remit.core.attestation.waiting import WouldWait, waiting_allowed
 from remit.core.audit.chain import PreparedRecord
@@ -80,17 +80,6 @@ def _insert_credentials(db: Driver, records: Sequence[CredentialRecord]) -> None
 
 _INSERT_USE = insert(evidence_uses)
 _GET_CREDENTIAL = select(credentials).where(credentials.c.jti == bindparam("jti"))
-# The key of a task's first bound credential for an audience (ADR 0016): the index on task_id finds the few rows.
-_TASK_BINDING = (
-    select(credentials.c.cnf_jkt)
-    .where(
-        credentials.c.task_id == bindparam("task_id"),
-        credentials.c.audience == bindparam("audience"),
-        credentials.c.cnf_jkt.is_not(None),
-    )
-    .order_by(credentials.c.issued_at, credentials.c.jti)
-    .limit(1)
-)
 _MARK_REVOKED = (
     update(credentials)
     .where(credentials.c.jti == bindparam("revoked_jti"), credentials.c.revoked_at.is_(None))
@@ -204,6 +193,12 @@ class SqlIssuanceStore:
     def add_tasks(self, new: Sequence[Task]) -> None:
         insert_tasks(self._db, new)
 
+    def bind_tasks(self, bound: Sequence[Task]) -> None:
+        # Rare (a task started Bearer, bound by a later re-issue): the task store's checked update is enough.
+        store = SqlTaskStore(self._c)
+        for task in bound:
+            store.update_task(task, expected_revision=task.revision - 1)
+
     def add_credentials(self, records: Sequence[CredentialRecord]) -> None:
         _insert_credentials(self._db, records)
 
@@ -253,9 +248,6 @@ class SqlCredentialStore:
     def get_credential(self, jti: str) -> CredentialRecord | None:
         row = self._c.execute(_GET_CREDENTIAL, {"jti": jti}).first()
         return None if row is None else _record(row)
-
-    def task_binding(self, task_id: str, audience: str) -> str | None:
-        return self._c.execute(_TASK_BINDING, {"task_id": task_id, "audience": audience}).scalar()
 
 
 class SqlEvidenceUses:

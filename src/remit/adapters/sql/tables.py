@@ -222,6 +222,8 @@ tasks = Table(
     Column("ended_at", UtcDateTime(), nullable=True),
     Column("end_reason", Text, nullable=True),
     Column("labels", JSON, nullable=False),
+    # The key its own-audience credentials are bound to (ADR 0016): set by the first bound one, never changed.
+    Column("dpop_jkt", String(128), nullable=True),
     Column("revision", Integer, nullable=False),
     Index("ix_tasks_agent_state", "agent_id", "state"),
     Index("ix_tasks_workflow_state", "workflow_id", "state"),

@@ -43,6 +43,7 @@ def _task(row: Row[Any]) -> Task:
         end_reason=row.end_reason,
         labels=dict(row.labels),
         revision=row.revision,
+        dpop_jkt=row.dpop_jkt,
     )
 
 
@@ -68,6 +69,7 @@ _VALUE_COLUMNS: Final = (
     "ended_at",
     "end_reason",
     "labels",
+    "dpop_jkt",
 )
 
 
@@ -94,6 +96,7 @@ def _columns(task: Task) -> list[Any]:
         task.ended_at,
         task.end_reason,
         task.labels,
+        task.dpop_jkt,
     ]
 
 

@@ -46,6 +46,7 @@ from remit.core.credentials.tokens import (
     CredentialRecord,
     CredentialsTransaction,
     CredentialsUnitOfWork,
+    IssuanceStore,
 )
 from remit.core.ids import IdFactory
 from remit.core.registry.models import Agent, AgentStatus, RiskClass, WorkflowState, WorkflowVersion
@@ -110,6 +111,8 @@ class IssuanceUnit:
 
     task: Task | None  # a new task (start_task); None when re-issuing for an existing one
     credential: CredentialRecord
+    # The existing task with the DPoP binding this credential gives it (its first bound one, ADR 0016).
+    binds: Task | None
     # Canonicalised by the caller, so the batch (which holds the write lock) only chains and writes them.
     records: tuple[PreparedRecord, ...]
     evidence: EvidenceUse | None
@@ -284,7 +287,7 @@ class IssuanceService:
             except _Stale:
                 pass
             else:
-                return prepared
+                return self._written(prepared)
         self.cache.clear()
 
         def checked_then_in_one_transaction() -> _Prepared:
@@ -350,9 +353,12 @@ class IssuanceService:
             if chosen not in {task.audience, self._issuer}:
                 msg = "a task credential is for the task's audience, or for this issuer (delegation)"
                 raise InvalidRequest(msg, field="audience")
+            binds = None
             if chosen == task.audience:
-                _require_binding(reads.task_binding(task), dpop_jkt)
-            return self._prepare(reads, admitted.agent, workload, task, chosen, dpop_jkt, new_task=None)
+                _require_binding(task.dpop_jkt, dpop_jkt)
+                if task.dpop_jkt is None and dpop_jkt is not None:
+                    binds = replace(task, dpop_jkt=dpop_jkt, revision=task.revision + 1)
+            return self._prepare(reads, admitted.agent, workload, task, chosen, dpop_jkt, new_task=None, binds=binds)
 
         return prepare
 
@@ -365,7 +371,7 @@ class IssuanceService:
             except _Stale:
                 pass
             else:
-                return prepared
+                return self._written(prepared)
         # Kept rows refused or went stale: decide again on the store's rows, in the transaction that writes.
         self.cache.clear()
         return self._issue_in_one_transaction(prepare)
@@ -394,6 +400,14 @@ class IssuanceService:
                 raise Conflict(msg)
             if outcome is not None:
                 raise outcome
+        return self._written(prepared)
+
+    def _written(self, prepared: _Prepared) -> _Prepared:
+        """Keep the task the write started or bound: a re-issue, delegation or `act` chain then reads it from memory."""
+        unit = prepared.unit
+        written = unit.binds or unit.task
+        if written is not None:
+            self.cache.keep_task(written)
         return prepared
 
     def _require_live(self, reads: IssuanceReads, task: Task) -> None:
@@ -470,6 +484,7 @@ class IssuanceService:
             lineage=(parent.id, *parent.lineage) if parent else (),
             principal=principal,
             labels=dict(declaration.labels),
+            dpop_jkt=dpop_jkt,  # its first credential (for its own audience) is bound with this proof's key
         )
 
     def _check_audience(self, declaration: TaskDeclaration) -> None:
@@ -554,8 +569,12 @@ class IssuanceService:
         *,
         new_task: AuditEvent | None,
         check: DeferredCheck | None = None,
+        binds: Task | None = None,
     ) -> _Prepared:
-        """The credential's claims, record and audit event; with `new_task` (its event), the task is new too."""
+        """The credential's claims, record and audit event; with `new_task` (its event), the task is new too.
+
+        With `binds`, the credential is the task's first bound one and the write fixes the task's binding.
+        """
         now = self._clock.now()
         ttl = min(task.remaining(now), self._limits.ttl_for(self._classes(reads, task)))
         if ttl <= dt.timedelta(0):
@@ -599,6 +618,7 @@ class IssuanceService:
                 "scope": claims["scope"],
                 "authorization_details": claims["authorization_details"],
                 "dpop_bound": dpop_jkt is not None,
+                **({"binds_task": True} if binds is not None else {}),
                 "epoch": task.epoch,
                 # How the workload proved itself: which kind of evidence, vouched for by whom.
                 "evidence": {"kind": str(workload.kind), "issuer": workload.issuer},
@@ -617,13 +637,14 @@ class IssuanceService:
         unit = IssuanceUnit(
             task=task if new_task is not None else None,
             credential=record,
+            binds=binds,
             records=tuple(prepare(e) for e in ((new_task, issued_event) if new_task is not None else (issued_event,))),
             evidence=workload.single_use,
             depends_on=dict(reads.depends_on),
             claims=claims,
             evidence_check=check,
         )
-        return _Prepared(unit=unit, task=task, issued=issued)
+        return _Prepared(unit=unit, task=binds or task, issued=issued)
 
     # ------------------------------------------------------------ the batch write
 
@@ -632,11 +653,7 @@ class IssuanceService:
         """Write a batch in `tx` (GroupCommit's apply): re-validate each unit, spend its evidence, insert the rest."""
         store = tx.issuance
         store.hold_registry()
-        current = store.revisions({key for unit in units for key in unit.depends_on})
-        outcomes: list[Exception | None] = [
-            None if all(current.get(key) == revision for key, revision in unit.depends_on.items()) else _Stale()
-            for unit in units
-        ]
+        outcomes = _current_outcomes(store, units)
         # Single use: the first of a batch to present a key claims it, then the store refuses a key
         # another commit (this replica's or another's) already holds.
         claimants: dict[tuple[str, str], tuple[int, EvidenceUse]] = {}
@@ -656,6 +673,7 @@ class IssuanceService:
         written = [unit for unit, outcome in zip(units, outcomes, strict=True) if outcome is None]
         if written:
             store.add_tasks([unit.task for unit in written if unit.task is not None])
+            store.bind_tasks([unit.binds for unit in written if unit.binds is not None])
             store.add_credentials([unit.credential for unit in written])
             store.append_prepared([record for unit in written for record in unit.records])
         return outcomes
@@ -726,6 +744,27 @@ class IssuanceService:
             # The refusal stands whether or not its record could be written; the caller sees the
             # original error, and nothing was issued.
             return
+
+
+def _current_outcomes(store: IssuanceStore, units: Sequence[IssuanceUnit]) -> list[Exception | None]:
+    """None for each unit still decided on current rows, else `_Stale` (it is decided again, on fresh rows)."""
+    current = store.revisions({key for unit in units for key in unit.depends_on})
+    outcomes: list[Exception | None] = [
+        None if all(current.get(key) == revision for key, revision in unit.depends_on.items()) else _Stale()
+        for unit in units
+    ]
+    # A unit that binds a task gives it a new revision: a later unit of the batch decided on the task
+    # before that (a Bearer re-issue, another key's binding) is decided again, on the bound task. (The
+    # binding's checked update would refuse a second binding too, but by breaking the whole batch.)
+    bound: set[str] = set()
+    for position, unit in enumerate(units):
+        if outcomes[position] is not None:
+            continue
+        if any(kind == "task" and entity_id in bound for kind, entity_id in unit.depends_on):
+            outcomes[position] = _Stale()
+        elif unit.binds is not None:
+            bound.add(unit.binds.id)
+    return outcomes
 
 
 def _check_evidence(unit: IssuanceUnit) -> None:

@@ -4,12 +4,17 @@ Issuance reads the agent (by its workload binding), its owner and business funct
 version and the tools it names: the same few rows for every credential of an agent. They are kept
 here, keyed as issuance looks them up, so the common issuance reads nothing from the store.
 
+Tasks are kept too, up to `MAX_TASKS`, the oldest dropped first: each one this process starts or
+binds once its write commits, and each one a decision reads from the store. A re-issue, a delegation
+and an `act` chain then read nothing from the store either.
+
 A kept row may be stale. That is made safe where it matters, in the write: each issuance notes the
 revision of every row it decided on (`IssuanceReads.depends_on`), and the batch that writes it
 re-reads those revisions inside its transaction, under the lock registry writes take (see
 `IssuanceStore.hold_registry`). A unit whose rows changed is not written: the cache is dropped and the
 issuance is decided again, on the store's rows, inside the transaction that writes it. So a change (an
-agent suspended, an owner offboarded, a workflow retired), once committed by this or any other
+agent suspended, an owner offboarded, a workflow retired; a task ended, its objective changed or its
+DPoP binding set, each of which writes a new task revision), once committed by this or any other
 replica, refuses every issuance written after it. The other way round, a refusal decided on kept rows
 is decided again the same way before it is returned, so a change that re-allows (an agent reactivated
 elsewhere) is honoured at once too.
@@ -17,6 +22,9 @@ elsewhere) is honoured at once too.
 
 from __future__ import annotations
 
+import threading
+
+from collections import OrderedDict
 from contextlib import AbstractContextManager, ExitStack
 from typing import TYPE_CHECKING, Final, Protocol, Self, TypeVar
 
@@ -33,6 +41,8 @@ __all__ = ["IssuanceReads", "RegistryCache"]
 
 # Entries kept per kind before that kind starts over (a registry this large still fits easily).
 MAX_ENTRIES: Final = 10_000
+# Tasks kept, the oldest dropped first: tasks come and go, so the recent ones are those re-issued for.
+MAX_TASKS: Final = 4_096
 
 K = TypeVar("K")
 V = TypeVar("V", Agent, Owner, BusinessFunction, WorkflowVersion, Tool)
@@ -48,8 +58,11 @@ class _Revisioned(Protocol):
 class RegistryCache:
     """Registry rows by the keys issuance uses; thread-safe (single dict operations), dropped whole on change."""
 
-    def __init__(self, *, max_entries: int = MAX_ENTRIES) -> None:
+    def __init__(self, *, max_entries: int = MAX_ENTRIES, max_tasks: int = MAX_TASKS) -> None:
         self._max = max_entries
+        self._max_tasks = max_tasks
+        self._tasks_lock = threading.Lock()  # eviction pops the oldest: two at once must not pop an empty map
+        self.tasks: OrderedDict[str, Task] = OrderedDict()
         self.agents_by_binding: dict[str, Agent] = {}
         self.agents: dict[str, Agent] = {}
         self.owners: dict[str, Owner] = {}
@@ -66,6 +79,16 @@ class RegistryCache:
         self.workflows_by_ref.clear()
         self.workflows.clear()
         self.tools_by_name.clear()
+        with self._tasks_lock:
+            self.tasks.clear()
+
+    def keep_task(self, task: Task) -> None:
+        """Keep `task` as last written or read (a newer revision replaces an older one)."""
+        with self._tasks_lock:
+            self.tasks.pop(task.id, None)
+            while len(self.tasks) >= self._max_tasks:
+                self.tasks.popitem(last=False)
+            self.tasks[task.id] = task
 
     def keep(self, kept: dict[K, V], key: K, value: V) -> None:
         if len(kept) >= self._max:
@@ -81,6 +104,7 @@ class RegistryCache:
             + len(self.workflows_by_ref)
             + len(self.workflows)
             + len(self.tools_by_name)
+            + len(self.tasks)
         )
 
 
@@ -134,9 +158,16 @@ class IssuanceReads:
             self._cache.keep(kept, key, found)
         return found
 
+    def _also_by_id(self, kept: dict[str, V], found: V) -> None:
+        """Keep a row found by another key under its id too: a re-issue or an `act` chain looks it up by id."""
+        if found.id not in kept:
+            self._cache.keep(kept, found.id, found)
+
     def agent_by_binding(self, key: str) -> Agent | None:
         agent = self._through(self._cache.agents_by_binding, key, lambda tx: tx.registry.find_agent_by_binding(key))
         self._note("agent", agent)
+        if agent is not None:
+            self._also_by_id(self._cache.agents, agent)
         return agent
 
     def agent(self, agent_id: str) -> Agent | None:
@@ -159,6 +190,8 @@ class IssuanceReads:
             self._cache.workflows_by_ref, (name, version), lambda tx: tx.registry.get_workflow_version(name, version)
         )
         self._note("workflow", workflow)
+        if workflow is not None:
+            self._also_by_id(self._cache.workflows, workflow)
         return workflow
 
     def workflow(self, workflow_id: str) -> WorkflowVersion | None:
@@ -172,14 +205,13 @@ class IssuanceReads:
         return tool
 
     def task(self, task_id: str) -> Task | None:
-        """Tasks change with every end and objective change: always read, never kept."""
-        task = self._store().tasks.get_task(task_id)
+        """A task with its DPoP binding (ADR 0016), kept like a registry row: every change writes a revision."""
+        task = self._cache.tasks.get(task_id) if self._use_cache else None
+        if task is not None:
+            self.used_cache = True
+        else:
+            task = self._store().tasks.get_task(task_id)
+            if task is not None:
+                self._cache.keep_task(task)
         self._note("task", task)
         return task
-
-    def task_binding(self, task: Task) -> str | None:
-        """The key the task's own-audience credentials are bound to (ADR 0016): always read, never kept.
-
-        A binding is only ever added (the first bound credential fixes it), so a decision on it cannot go stale.
-        """
-        return self._store().credentials.task_binding(task.id, task.audience)

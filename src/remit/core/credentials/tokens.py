@@ -73,10 +73,6 @@ class CredentialStore(Protocol):
 
     def get_credential(self, jti: str) -> CredentialRecord | None: ...
 
-    def task_binding(self, task_id: str, audience: str) -> str | None:
-        """The `cnf.jkt` of the task's first bound credential for `audience`; None if none was bound."""
-        ...
-
 
 class IssuanceStore(Protocol):
     """The writes of a batch of issuances (see `remit.core.credentials.group_commit`), in the caller's transaction."""
@@ -102,6 +98,14 @@ class IssuanceStore(Protocol):
         ...
 
     def add_tasks(self, tasks: Sequence[Task]) -> None: ...
+
+    def bind_tasks(self, bound: Sequence[Task]) -> None:
+        """Write each task's new DPoP binding and revision over its row, which must still hold the revision before.
+
+        Raises `Conflict` when a row moved on meanwhile (a concurrent end, on a store with several writers).
+        """
+        ...
+
     def add_credentials(self, records: Sequence[CredentialRecord]) -> None: ...
 
     def append_prepared(self, records: Sequence[PreparedRecord]) -> None:

@@ -151,7 +151,8 @@ class Task:
 
     `lineage` lists the ancestor task ids, nearest first: revocation checks it instead of walking a tree,
     so ending any ancestor ends this task's credentials at once. `epoch` increases on every context change
-    (objective changed), which invalidates every credential issued under an earlier epoch.
+    (objective changed), which invalidates every credential issued under an earlier epoch. Every change
+    to a stored task, its DPoP binding included, comes with a new `revision`.
     """
 
     id: str
@@ -175,6 +176,8 @@ class Task:
     end_reason: str | None = None
     revision: int = 1
     labels: dict[str, str] = field(default_factory=dict)
+    # The DPoP key (`jkt`) its own-audience credentials are bound to (ADR 0016): fixed by the first bound one.
+    dpop_jkt: str | None = None
 
     def __post_init__(self) -> None:
         parse_environment(self.environment)

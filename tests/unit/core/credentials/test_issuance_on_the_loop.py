@@ -57,18 +57,37 @@ def test_rows_not_kept_are_read_in_a_worker_thread(
     assert readers == first  # the second decided on kept rows alone
 
 
-def test_a_parent_task_is_read_in_a_worker_thread(
+def test_a_delegated_start_reads_rows_not_kept_off_the_loop_then_nothing(
     stack: Stack, database: SqlDatabase, ids: SequentialIdFactory
 ) -> None:
-    """A delegated start reads its parent task (never kept) off the loop, even with every registry row kept."""
+    """A parent task not kept (started by another replica) is read once, off the loop; then it is kept."""
     issuance, readers = _observed(stack, database, ids)
     parent, _ = issuance.start_task(workload(), declaration())
-    delegation = issuance.reissue(workload(), parent.id, audience=ISSUER)
+    delegations = [issuance.reissue(workload(), parent.id, audience=ISSUER) for _ in range(2)]
     _on_a_loop(issuance, HELPER)  # the child agent's rows are kept now, as the parent's are
+    issuance.cache.tasks.clear()  # as if the parent had started elsewhere
     readers.clear()
 
-    loop, child = _on_a_loop(issuance, HELPER, parent_token=delegation.token)
+    loop, child = _on_a_loop(issuance, HELPER, parent_token=delegations[0].token)
+    first = list(readers)
+    _, second = _on_a_loop(issuance, HELPER, parent_token=delegations[1].token)
 
-    assert child.parent_id == parent.id
-    assert readers
-    assert loop not in readers
+    assert (child.parent_id, second.parent_id) == (parent.id, parent.id)
+    assert first
+    assert loop not in first
+    assert readers == first  # the second child was decided on kept rows alone
+
+
+def test_a_reissue_for_a_task_started_here_reads_nothing(
+    stack: Stack, database: SqlDatabase, ids: SequentialIdFactory
+) -> None:
+    """The task (with its DPoP binding, ADR 0016) is kept from its start: the re-issue decides on the loop."""
+    issuance, readers = _observed(stack, database, ids)
+    _, task = _on_a_loop(issuance)
+    readers.clear()
+
+    async def reissue() -> bool:
+        return (await issuance.reissue_async(workload(), task.id)).task_id == task.id
+
+    assert asyncio.run(reissue())
+    assert readers == []
