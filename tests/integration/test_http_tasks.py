@@ -464,7 +464,9 @@ def test_a_bound_task_is_reissued_only_with_a_proof_from_its_key(
     """
     holder = ec_key()
     with agent_server.client(authenticated=False) as client:
-        task_id = _start_bound(client, workloads, holder)["task"]["id"]
+        task = _start_bound(client, workloads, holder)["task"]
+        bearer_task = client.post("/v1/tasks", json=_declaration(workloads.svid())).json()["task"]
+        task_id = task["id"]
         path = f"/v1/tasks/{task_id}/credentials"
 
         def reissue(proof: str | None) -> httpx.Response:
@@ -485,6 +487,8 @@ def test_a_bound_task_is_reissued_only_with_a_proof_from_its_key(
     assert [(r.status_code, r.json()["code"]) for r in [*refused, replayed]] == [(401, "credential_invalid")] * 4
     assert again.status_code == 201, again.text
     assert again.json()["token_type"] == "DPoP"
+    assert (task["dpop_bound"], bearer_task["dpop_bound"]) == (True, False)
+    assert "jkt" not in str(task)
 
 
 def test_reissue_refuses_another_agents_task_and_expired_or_replayed_evidence(

@@ -119,6 +119,8 @@ class TaskOut(BaseModel):
     lineage: list[str]
     principal: str | None
     epoch: int
+    # Whether its credentials for its own audience need a DPoP proof from one key (ADR 0016); the key stays private.
+    dpop_bound: bool
 
 
 class TaskStarted(BaseModel):

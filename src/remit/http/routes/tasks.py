@@ -77,6 +77,7 @@ def task_out(task: Task) -> TaskOut:
         lineage=list(task.lineage),
         principal=task.principal,
         epoch=task.epoch,
+        dpop_bound=task.dpop_jkt is not None,
     )
 
 
