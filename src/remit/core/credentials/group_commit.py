@@ -10,7 +10,8 @@ commit share the next.
 Callers on an event loop use `submit_async(unit)`, which queues the unit and returns a future instead
 of blocking. They never lead (a transaction would stall their loop): when one of theirs is next in
 line, a writer thread leads for them, and every future of a batch is settled with one call into its
-loop. The writer thread starts on demand and ends after a second with nothing to do.
+loop. The writer thread starts on demand and ends after a second with nothing to do; it lets the
+loops run before it cuts each batch, so a batch holds what they had in hand.
 
 `before(unit)`, when given, runs in the leading thread for each unit before the batch's transaction
 opens; a unit it refuses (by raising) fails alone and never reaches `apply`. Issuance checks the
@@ -28,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -156,6 +158,11 @@ class GroupCommit(Generic[TxT, UnitT]):
                     self._writer = None
                     return
                 self._writer_turn = False
+            # Yield the interpreter once before cutting the batch. The loop that queued the first unit
+            # usually holds more requests, half handled; it finishes them (queuing their units) instead of
+            # trading the GIL with this thread at every database call and signature of the batch. Measured
+            # with 8 connections: 17-20% more issuances per second at 20% less CPU each (ADR 0010).
+            time.sleep(0)
             self._lead()
 
     def _lead(self) -> None:
