@@ -288,7 +288,8 @@ class IssuanceService:
                 pass
             else:
                 return self._written(prepared)
-        self.cache.clear()
+        # No cache to drop: deciding again on the store's rows replaces each kept row it reads (see
+        # `IssuanceReads`), so one agent's refusals never empty what other issuances decide on.
 
         def checked_then_in_one_transaction() -> _Prepared:
             check()  # nothing is read under the registry lock for unchecked evidence
@@ -372,8 +373,8 @@ class IssuanceService:
                 pass
             else:
                 return self._written(prepared)
-        # Kept rows refused or went stale: decide again on the store's rows, in the transaction that writes.
-        self.cache.clear()
+        # Kept rows refused or went stale: decide again on the store's rows, in the transaction that writes
+        # (which replaces the kept rows it reads).
         return self._issue_in_one_transaction(prepare)
 
     def _decide_on_kept_rows(self, prepare: Callable[[IssuanceReads], _Prepared]) -> _Prepared | None:

@@ -11,8 +11,10 @@ and an `act` chain then read nothing from the store either.
 A kept row may be stale. That is made safe where it matters, in the write: each issuance notes the
 revision of every row it decided on (`IssuanceReads.depends_on`), and the batch that writes it
 re-reads those revisions inside its transaction, under the lock registry writes take (see
-`IssuanceStore.hold_registry`). A unit whose rows changed is not written: the cache is dropped and the
-issuance is decided again, on the store's rows, inside the transaction that writes it. So a change (an
+`IssuanceStore.hold_registry`). A unit whose rows changed is not written: the issuance is decided
+again, on the store's rows, inside the transaction that writes it, and each row that decision reads
+replaces the kept one (a row no longer found is forgotten). Nothing else is dropped, so one agent's
+refused or stale issuances never empty what other issuances decide on. So a change (an
 agent suspended, an owner offboarded, a workflow retired; a task ended, its objective changed or its
 DPoP binding set, each of which writes a new task revision), once committed by this or any other
 replica, refuses every issuance written after it. The other way round, a refusal decided on kept rows
@@ -56,7 +58,7 @@ class _Revisioned(Protocol):
 
 
 class RegistryCache:
-    """Registry rows by the keys issuance uses; thread-safe (single dict operations), dropped whole on change."""
+    """Registry rows and tasks by the keys issuance uses; thread-safe (single dict operations)."""
 
     def __init__(self, *, max_entries: int = MAX_ENTRIES, max_tasks: int = MAX_TASKS) -> None:
         self._max = max_entries
@@ -71,17 +73,6 @@ class RegistryCache:
         self.workflows: dict[str, WorkflowVersion] = {}
         self.tools_by_name: dict[str, Tool] = {}
 
-    def clear(self) -> None:
-        self.agents_by_binding.clear()
-        self.agents.clear()
-        self.owners.clear()
-        self.functions.clear()
-        self.workflows_by_ref.clear()
-        self.workflows.clear()
-        self.tools_by_name.clear()
-        with self._tasks_lock:
-            self.tasks.clear()
-
     def keep_task(self, task: Task) -> None:
         """Keep `task` as last written or read (a newer revision replaces an older one)."""
         with self._tasks_lock:
@@ -89,6 +80,10 @@ class RegistryCache:
             while len(self.tasks) >= self._max_tasks:
                 self.tasks.popitem(last=False)
             self.tasks[task.id] = task
+
+    def forget_task(self, task_id: str) -> None:
+        with self._tasks_lock:
+            self.tasks.pop(task_id, None)
 
     def keep(self, kept: dict[K, V], key: K, value: V) -> None:
         if len(kept) >= self._max:
@@ -156,11 +151,13 @@ class IssuanceReads:
         found = load(self._store())
         if found is not None:
             self._cache.keep(kept, key, found)
+        else:
+            kept.pop(key, None)  # gone from the store: a kept copy would only send decisions round again
         return found
 
     def _also_by_id(self, kept: dict[str, V], found: V) -> None:
         """Keep a row found by another key under its id too: a re-issue or an `act` chain looks it up by id."""
-        if found.id not in kept:
+        if kept.get(found.id) is not found:  # absent, or an older copy than the one just read
             self._cache.keep(kept, found.id, found)
 
     def agent_by_binding(self, key: str) -> Agent | None:
@@ -213,5 +210,7 @@ class IssuanceReads:
             task = self._store().tasks.get_task(task_id)
             if task is not None:
                 self._cache.keep_task(task)
+            else:
+                self._cache.forget_task(task_id)
         self._note("task", task)
         return task

@@ -8,13 +8,17 @@ import threading
 
 from collections.abc import Iterator
 
+import pytest
+
 from tests.unit.core.credentials.conftest import ISSUER, Stack, declaration, workload
 from tests.unit.core.credentials.test_group_commit import issuance_on
 
 from remit.adapters.sql.engine import SqlDatabase, SqlTransaction
+from remit.core.audit.models import AuditActor
 from remit.core.credentials.issuance import IssuanceService
 from remit.core.ids import SequentialIdFactory
-from remit.core.tasks.models import Task
+from remit.core.tasks.models import Task, TaskState
+from remit.errors import TaskNotActive
 
 HELPER = "agents/helper-bot"
 
@@ -91,3 +95,23 @@ def test_a_reissue_for_a_task_started_here_reads_nothing(
 
     assert asyncio.run(reissue())
     assert readers == []
+
+
+def test_a_refused_reissue_keeps_what_other_issuances_decide_on(
+    stack: Stack, database: SqlDatabase, ids: SequentialIdFactory
+) -> None:
+    """Re-issuing for an ended task is refused on the store's rows, which forgets nothing the next task uses."""
+    issuance, readers = _observed(stack, database, ids)
+    _, ended = _on_a_loop(issuance)
+    _, running = _on_a_loop(issuance)
+    stack.tasks.finish(ended.id, TaskState.COMPLETED, reason="done", actor=AuditActor.system())
+    readers.clear()
+
+    async def reissue(task: Task) -> str:
+        return (await issuance.reissue_async(workload(), task.id)).task_id
+
+    with pytest.raises(TaskNotActive):
+        asyncio.run(reissue(ended))  # refused on kept rows, then again in the transaction that would write
+    assert asyncio.run(reissue(running)) == running.id
+
+    assert readers == []  # the running task's re-issue still read nothing

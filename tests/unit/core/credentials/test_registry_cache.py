@@ -22,7 +22,7 @@ from remit.core.credentials.issuance import IssuanceService
 from remit.core.credentials.models import Limits
 from remit.core.events import InProcessEventBus
 from remit.core.ids import SequentialIdFactory
-from remit.core.registry.models import AgentStatus, OwnerStatus
+from remit.core.registry.models import AgentStatus, OwnerStatus, SpiffeId, WorkloadBinding
 from remit.core.registry.service import RegistryService
 from remit.errors import AgentUntraceable, Forbidden, RemitError
 
@@ -176,3 +176,18 @@ def test_registry_writes_and_issuance_batches_interleave_without_deadlock(stack:
         for thread in threads:
             thread.join()
     assert failures == []
+
+
+def test_a_binding_moved_elsewhere_is_refused_and_forgotten(stack: Stack, elsewhere: RegistryService) -> None:
+    """The agent now proves another SPIFFE ID: the old one is refused, its kept entry dropped, the new one works."""
+    issuance = warm(stack)
+    old = workload().binding_key
+    moved = WorkloadBinding(spiffe_id=SpiffeId.parse("spiffe://acme.example/agents/invoice-bot-v2"))
+    elsewhere.change_agent("invoice-bot", binding=moved, actor=OPERATOR)
+
+    with pytest.raises(AgentUntraceable):
+        issuance.start_task(workload(), declaration())
+    task, _ = issuance.start_task(workload("agents/invoice-bot-v2"), declaration())
+
+    assert old not in issuance.cache.agents_by_binding
+    assert task.agent_id == stack.registry.get_agent("invoice-bot").id
