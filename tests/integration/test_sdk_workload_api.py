@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+import time
 import uuid
 
 from collections.abc import Iterator
@@ -31,7 +33,7 @@ from tests.integration.test_sdk_task import _task
 from tests.unit.core.attestation.minting import sign
 
 from remit.errors import InvalidRequest, Unavailable
-from remit.sdk import RemitClient, SpiffeWorkloadApi, SpiffeX509WorkloadApi
+from remit.sdk import RemitClient, SpiffeWorkloadApi, SpiffeX509Source, SpiffeX509WorkloadApi
 
 # A second identity the stand-in's workload is entitled to, after BOT (the default, listed first).
 HELPER = "spiffe://acme.example/agents/helper"
@@ -44,15 +46,16 @@ class StandInAgent(workload_pb2_grpc.SpiffeWorkloadAPIServicer):
     def __init__(self, workloads: Workloads) -> None:
         self._workloads = workloads
         self.calls: list[str] = []
+        self.streaming = False  # keep X.509 streams open (for SpiffeX509Source) instead of ending them
+        self._rotations = threading.Condition()
+        self._generation = 0
 
     @staticmethod
     def _require_header(context: Any) -> None:
         if dict(context.invocation_metadata()).get("workload.spiffe.io") != "true":
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "security header missing from request")
 
-    def FetchX509SVID(self, request: Any, context: Any) -> Iterator[Any]:  # noqa: ARG002, N802 - gRPC names
-        self._require_header(context)
-        self.calls.append("x509")
+    def _x509_response(self) -> Any:
         ca = self._workloads.ca
         assert ca is not None
         svids = []
@@ -66,8 +69,28 @@ class StandInAgent(workload_pb2_grpc.SpiffeWorkloadAPIServicer):
                     bundle=ca.certificate.public_bytes(Encoding.DER),
                 )
             )
-        yield workload_pb2.X509SVIDResponse(svids=svids)
-        context.cancel()  # one answer is all the SDK reads; a real agent keeps the stream open for rotations
+        return workload_pb2.X509SVIDResponse(svids=svids)
+
+    def rotate(self) -> None:
+        """Push new X.509-SVIDs down every open stream, as an agent does before the old ones expire."""
+        with self._rotations:
+            self._generation += 1
+            self._rotations.notify_all()
+
+    def FetchX509SVID(self, request: Any, context: Any) -> Iterator[Any]:  # noqa: ARG002, N802 - gRPC names
+        self._require_header(context)
+        self.calls.append("x509")
+        seen = self._generation  # before the first answer: a rotation right after it must not be missed
+        yield self._x509_response()
+        if not self.streaming:
+            context.cancel()  # one answer is all a per-request source reads
+            return
+        while context.is_active():  # a real agent keeps the stream open and pushes each rotation
+            with self._rotations:
+                self._rotations.wait_for(lambda: self._generation != seen, timeout=0.1)
+            if self._generation != seen:
+                seen = self._generation
+                yield self._x509_response()
 
     def FetchJWTSVID(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC names
         self._require_header(context)
@@ -166,7 +189,71 @@ def test_an_x509_svid_is_picked_by_its_parsed_spiffe_id(agent_socket: tuple[str,
     assert _subject(SpiffeX509WorkloadApi(ISSUER, socket_path=address, spiffe_id=shouting).evidence().token) == HELPER
 
 
+def _part(token: str, index: int) -> dict[str, Any]:
+    segment = token.split(".")[index]
+    decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    return decoded
+
+
 def _subject(token: str) -> str:
     """The `sub` claim of a compact JWS (the evidence's own claims; checked by Remit, not here)."""
-    body = token.split(".")[1]
-    return str(json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))["sub"])
+    return str(_part(token, 1)["sub"])
+
+
+def _leaf(token: str) -> str:
+    """The SVID an X.509-SVID assertion was signed with: its header's first `x5c` entry."""
+    return str(_part(token, 0)["x5c"][0])
+
+
+def test_a_streamed_source_asks_once_and_follows_rotations(agent_socket: tuple[str, StandInAgent]) -> None:
+    """One Workload API call for any number of assertions; a rotation the agent pushes is used without asking."""
+    address, agent = agent_socket
+    agent.streaming = True
+    with SpiffeX509Source(ISSUER, socket_path=address) as source:
+        first, second = source.evidence(), source.evidence()
+        agent.rotate()
+        deadline = time.monotonic() + 5
+        while _leaf(source.evidence().token) == _leaf(first.token) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        rotated = source.evidence()
+
+    assert first.token != second.token  # a new assertion each time (its own jti and times)
+    assert _leaf(first.token) == _leaf(second.token)  # signed with the one SVID held
+    assert _leaf(rotated.token) != _leaf(first.token)
+    assert _subject(rotated.token) == BOT
+    assert agent.calls == ["x509"]
+    with pytest.raises(Unavailable, match="stream has no X.509-SVID"):
+        source.evidence()  # closed with the block
+
+
+def test_a_task_runs_on_a_streamed_x509_svid(x509_server: LiveServer, agent_socket: tuple[str, StandInAgent]) -> None:
+    address, agent = agent_socket
+    agent.streaming = True
+    with (
+        SpiffeX509Source(ISSUER, socket_path=address) as source,
+        RemitClient(x509_server.url) as client,
+    ):
+        first = source.evidence()
+        with _task(client, source) as task:
+            task_id = task.id
+    assert _subject(first.token) == BOT
+    assert x509_server.remit.tasks.get(task_id).state.value == "completed"
+    assert agent.calls == ["x509"]  # the task's evidence came from the open stream
+
+
+def test_a_streamed_source_refuses_an_identity_the_agent_does_not_hold(
+    agent_socket: tuple[str, StandInAgent], tmp_path: Path
+) -> None:
+    address, agent = agent_socket
+    agent.streaming = True
+    with SpiffeX509Source(ISSUER, socket_path=address, spiffe_id="spiffe://acme.example/agents/stranger") as source:
+        with pytest.raises(Unavailable, match="holds no X.509-SVID for"):
+            source.evidence()
+    with pytest.raises(Unavailable, match="did not give X.509-SVIDs"):
+        SpiffeX509Source(ISSUER, socket_path=f"unix://{tmp_path / 'absent.sock'}", timeout_seconds=0.5)
+    for bad in (0, -1, 301, float("nan")):
+        with pytest.raises(InvalidRequest, match="timeout_seconds"):
+            SpiffeX509Source(ISSUER, socket_path=address, timeout_seconds=bad)
+    with pytest.raises(InvalidRequest, match="not a SPIFFE ID"):
+        SpiffeX509Source(ISSUER, socket_path=address, spiffe_id="acme.example/agents/bot")
+    assert agent.calls == ["x509"]

@@ -7,6 +7,7 @@ from remit.sdk.evidence import (
     JwtSvidFile,
     OidcTokenFile,
     SpiffeWorkloadApi,
+    SpiffeX509Source,
     SpiffeX509WorkloadApi,
     X509SvidFiles,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "OidcTokenFile",
     "RemitClient",
     "SpiffeWorkloadApi",
+    "SpiffeX509Source",
     "SpiffeX509WorkloadApi",
     "TaskSession",
     "X509SvidFiles",

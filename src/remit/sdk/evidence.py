@@ -6,13 +6,15 @@ the SPIFFE Workload API.
 Evidence is fetched fresh for every issuance: files are re-read (SPIRE helpers and Kubernetes rotate
 them) and the Workload API is asked each time, so a replayed or expired token is never reused by
 accident. An X.509-SVID is sent as a new assertion each time, signed with the SVID's key (ADR 0017).
+`SpiffeX509Source` is the exception that keeps the rule: it holds the Workload API's X.509 stream open,
+so the SVID it signs with is always the one the agent pushed last, and only the assertion is new.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, Self
 
 from remit.errors import InvalidRequest, RemitError, Unavailable
 from remit.sdk.x509_svid import require_cryptography, x509_svid_assertion
@@ -23,6 +25,7 @@ __all__ = [
     "JwtSvidFile",
     "OidcTokenFile",
     "SpiffeWorkloadApi",
+    "SpiffeX509Source",
     "SpiffeX509WorkloadApi",
     "X509SvidFiles",
 ]
@@ -198,3 +201,71 @@ class SpiffeX509WorkloadApi:
                 raise Unavailable(msg)
         token = x509_svid_assertion(list(svid.cert_chain), svid.private_key, audience=self._audience)
         return EvidenceIn(kind="x509_svid", token=token)
+
+
+class SpiffeX509Source:
+    """X.509-SVIDs kept current by the SPIFFE Workload API's stream (the `spiffe` package's `X509Source`).
+
+    `SpiffeX509WorkloadApi` asks the Workload API at every `evidence()`; this opens one stream when it is
+    made (waiting up to `timeout_seconds` for the first SVIDs) and keeps it: the agent pushes each rotation,
+    and `evidence()` signs a new assertion with the SVID held in memory. A long-lived agent that starts many
+    tasks makes one Workload API call instead of one per task. Close it, or use it as a context manager,
+    to end the stream.
+
+    `spiffe_id` picks that identity's SVID among those the workload is entitled to; while the Workload API
+    holds none for it (a registration not yet at the agent), `evidence()` is Unavailable.
+    """
+
+    def __init__(
+        self,
+        audience: str,
+        *,
+        socket_path: str | None = None,
+        spiffe_id: str | None = None,
+        timeout_seconds: float = 10.0,
+    ) -> None:
+        self._audience = audience
+        self._spiffe_id = _checked_spiffe_id(spiffe_id)
+        if not 0 < timeout_seconds <= 300:  # noqa: PLR2004 - a bound on the first wait, not a magic number
+            raise InvalidRequest("timeout_seconds is more than 0 and at most 300", field="timeout_seconds")
+        try:
+            from spiffe import X509Source  # noqa: PLC0415 - optional
+        except ImportError as exc:
+            msg = "the SPIFFE Workload API needs the `spiffe` package (pip install spiffe)"
+            raise Unavailable(msg) from exc
+        self._wanted = None if self._spiffe_id is None else _parsed_spiffe_id(self._spiffe_id)
+        try:
+            self._source = X509Source(
+                socket_path=socket_path, timeout_in_seconds=timeout_seconds, svid_picker=self._pick
+            )
+        except Exception as exc:
+            msg = f"the SPIFFE Workload API did not give X.509-SVIDs ({type(exc).__name__})"
+            raise Unavailable(msg) from exc
+
+    def _pick(self, svids: list[Any]) -> Any:  # noqa: ANN401 - the optional package's X509Svid
+        # Never raise: a picker that fails closes the package's source for good, and an entitlement
+        # missing now may arrive with the next update. `evidence()` refuses a fallback that is not it.
+        wanted = self._wanted
+        return next((svid for svid in svids if wanted is None or svid.spiffe_id == wanted), svids[0])
+
+    def evidence(self) -> EvidenceIn:
+        try:
+            svid = self._source.get_x509_context().default_svid
+        except Exception as exc:
+            msg = f"the SPIFFE Workload API stream has no X.509-SVID ({type(exc).__name__})"
+            raise Unavailable(msg) from exc
+        if self._wanted is not None and svid.spiffe_id != self._wanted:
+            msg = f"the SPIFFE Workload API holds no X.509-SVID for {self._spiffe_id}"
+            raise Unavailable(msg)
+        token = x509_svid_assertion(list(svid.cert_chain), svid.private_key, audience=self._audience)
+        return EvidenceIn(kind="x509_svid", token=token)
+
+    def close(self) -> None:
+        """End the stream; `evidence()` is Unavailable afterwards."""
+        self._source.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
