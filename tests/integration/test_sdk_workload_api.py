@@ -87,7 +87,7 @@ class StandInAgent(workload_pb2_grpc.SpiffeWorkloadAPIServicer):
             return
         while context.is_active():  # a real agent keeps the stream open and pushes each rotation
             with self._rotations:
-                self._rotations.wait_for(lambda: self._generation != seen, timeout=0.1)
+                self._rotations.wait_for(lambda since=seen: self._generation != since, timeout=0.1)
             if self._generation != seen:
                 seen = self._generation
                 yield self._x509_response()
@@ -222,7 +222,7 @@ def test_a_streamed_source_asks_once_and_follows_rotations(agent_socket: tuple[s
     assert _leaf(rotated.token) != _leaf(first.token)
     assert _subject(rotated.token) == BOT
     assert agent.calls == ["x509"]
-    with pytest.raises(Unavailable, match="stream has no X.509-SVID"):
+    with pytest.raises(Unavailable, match=r"stream has no X\.509-SVID"):
         source.evidence()  # closed with the block
 
 
@@ -246,10 +246,13 @@ def test_a_streamed_source_refuses_an_identity_the_agent_does_not_hold(
 ) -> None:
     address, agent = agent_socket
     agent.streaming = True
-    with SpiffeX509Source(ISSUER, socket_path=address, spiffe_id="spiffe://acme.example/agents/stranger") as source:
-        with pytest.raises(Unavailable, match="holds no X.509-SVID for"):
-            source.evidence()
-    with pytest.raises(Unavailable, match="did not give X.509-SVIDs"):
+    stranger = "spiffe://acme.example/agents/stranger"
+    with (
+        SpiffeX509Source(ISSUER, socket_path=address, spiffe_id=stranger) as source,
+        pytest.raises(Unavailable, match=r"holds no X\.509-SVID for"),
+    ):
+        source.evidence()
+    with pytest.raises(Unavailable, match=r"did not give X\.509-SVIDs"):
         SpiffeX509Source(ISSUER, socket_path=f"unix://{tmp_path / 'absent.sock'}", timeout_seconds=0.5)
     for bad in (0, -1, 301, float("nan")):
         with pytest.raises(InvalidRequest, match="timeout_seconds"):
