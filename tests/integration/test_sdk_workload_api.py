@@ -77,6 +77,10 @@ class StandInAgent(workload_pb2_grpc.SpiffeWorkloadAPIServicer):
             self._generation += 1
             self._rotations.notify_all()
 
+    def _rotated_since(self, seen: int) -> bool:
+        with self._rotations:
+            return self._rotations.wait_for(lambda: self._generation != seen, timeout=0.1)
+
     def FetchX509SVID(self, request: Any, context: Any) -> Iterator[Any]:  # noqa: ARG002, N802 - gRPC names
         self._require_header(context)
         self.calls.append("x509")
@@ -86,9 +90,7 @@ class StandInAgent(workload_pb2_grpc.SpiffeWorkloadAPIServicer):
             context.cancel()  # one answer is all a per-request source reads
             return
         while context.is_active():  # a real agent keeps the stream open and pushes each rotation
-            with self._rotations:
-                self._rotations.wait_for(lambda since=seen: self._generation != since, timeout=0.1)
-            if self._generation != seen:
+            if self._rotated_since(seen):
                 seen = self._generation
                 yield self._x509_response()
 
