@@ -127,6 +127,8 @@ def insert_tasks(db: Driver, new: Sequence[Task]) -> None:
 
 # Built once: constructing a statement per call costs more than executing it.
 _GET_TASK = select(tasks).where(tasks.c.id == bindparam("id"))
+# PostgreSQL: FOR UPDATE. SQLite renders none: its write transaction already holds the whole database.
+_LOCK_TASK = _GET_TASK.with_for_update()
 _APPEND_REVOCATION = insert(revocations).returning(revocations.c.seq)
 # Several entries in one statement. PostgreSQL: seqs returned in the order given. SQLite (where
 # SQLAlchemy would otherwise insert row by row to keep that order): the one writer inserts the VALUES
@@ -165,6 +167,10 @@ class SqlTaskStore:
 
     def get_task(self, task_id: str) -> Task | None:
         row = self._c.execute(_GET_TASK, {"id": task_id}).first()
+        return None if row is None else _task(row)
+
+    def lock_task(self, task_id: str) -> Task | None:
+        row = self._c.execute(_LOCK_TASK, {"id": task_id}).first()
         return None if row is None else _task(row)
 
     def _running(self, *conditions: ColumnElement[bool]) -> Sequence[Task]:

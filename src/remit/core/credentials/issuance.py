@@ -654,6 +654,7 @@ class IssuanceService:
         """Write a batch in `tx` (GroupCommit's apply): re-validate each unit, spend its evidence, insert the rest."""
         store = tx.issuance
         store.hold_registry()
+        store.hold_tasks({unit.binds.id for unit in units if unit.binds is not None})
         outcomes = _current_outcomes(store, units)
         # Single use: the first of a batch to present a key claims it, then the store refuses a key
         # another commit (this replica's or another's) already holds.

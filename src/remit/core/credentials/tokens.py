@@ -85,6 +85,14 @@ class IssuanceStore(Protocol):
         """
         ...
 
+    def hold_tasks(self, task_ids: Collection[str]) -> None:
+        """Until commit, hold the rows of the tasks this batch binds, so the revisions read next are those it updates.
+
+        Without it, a task end committing between that read and the binding's update would fail the update.
+        Where the store admits one writer at a time (SQLite) there is nothing to take.
+        """
+        ...
+
     def revisions(self, keys: Iterable[tuple[str, str]]) -> Mapping[tuple[str, str], int]:
         """The current revision of each `(kind, id)`: agent, owner, function, workflow, tool or task; absent if gone."""
         ...

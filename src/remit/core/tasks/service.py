@@ -58,7 +58,7 @@ class TaskService:
 
     def get(self, task_id: str) -> Task:
         with self._uow() as tx:
-            return self._task(tx, task_id)
+            return _found(tx.tasks.get_task(task_id), task_id)
 
     def list(
         self, *, limit: int = 100, after: str | None = None, agent_id: str | None = None, state: TaskState | None = None
@@ -70,11 +70,8 @@ class TaskService:
 
     @staticmethod
     def _task(tx: TaskTransaction, task_id: str) -> Task:
-        task = tx.tasks.get_task(task_id)
-        if task is None:
-            msg = f"no task {task_id!r}"
-            raise NotFound(msg)
-        return task
+        # Held to commit: a re-issue binding the task, or another end, waits instead of making this one conflict.
+        return _found(tx.tasks.lock_task(task_id), task_id)
 
     # ------------------------------------------------------------ ending
 
@@ -177,7 +174,7 @@ class TaskService:
         with self._uow() as tx:
             tasks = tx.tasks.running_tasks_of_agent(agent_id)
             for task in tasks:
-                current = tx.tasks.get_task(task.id)
+                current = tx.tasks.lock_task(task.id)
                 if current is not None and current.is_running:
                     self._end(tx, current, TaskState.REVOKED, reason=reason, actor=actor)
         self._on_revocations()
@@ -188,7 +185,7 @@ class TaskService:
         with self._uow() as tx:
             tasks = tx.tasks.running_tasks_of_workflow(workflow_id)
             for task in tasks:
-                current = tx.tasks.get_task(task.id)
+                current = tx.tasks.lock_task(task.id)
                 if current is not None and current.is_running:
                     self._end(tx, current, TaskState.REVOKED, reason=reason, actor=actor)
         self._on_revocations()
@@ -214,7 +211,7 @@ class TaskService:
         ended = 0
         with self._uow() as tx:
             for task_id in found:
-                current = tx.tasks.get_task(task_id)
+                current = tx.tasks.lock_task(task_id)
                 if current is None or not current.is_running:
                     continue
                 reason = _not_allowed(tx, current.agent_id, current.owner_id, current.workflow_id)
@@ -235,6 +232,13 @@ class TaskService:
         if overdue:
             self._on_revocations()
         return len(overdue)
+
+
+def _found(task: Task | None, task_id: str) -> Task:
+    if task is None:
+        msg = f"no task {task_id!r}"
+        raise NotFound(msg)
+    return task
 
 
 def _not_allowed(tx: TaskTransaction, agent_id: str, owner_id: str, workflow_id: str) -> str | None:
