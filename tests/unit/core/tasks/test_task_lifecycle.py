@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import threading
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -266,3 +268,34 @@ def test_registry_events_end_tasks_through_the_handlers(
     registry.retire_workflow(world["workflow"], reason="replaced", actor="alice")
     assert tasks.get(second.id).state is TaskState.REVOKED
     assert tasks.get(second.id).end_reason == "workflow_retired"
+
+
+def test_an_end_waiting_on_a_task_held_elsewhere_finds_it_ended_never_a_conflict(
+    database: SqlDatabase, clock: FrozenClock, world: dict[str, str], tasks: TaskService
+) -> None:
+    """An end reads its task with the row held: one racing another end waits, then reads `task_not_active`."""
+    task = _start(database, clock, world, "tsk_1")
+    outcome: list[BaseException | None] = []
+
+    def finish() -> None:
+        try:
+            tasks.finish(task.id, TaskState.FAILED, reason="late", actor=AGENT)
+        except BaseException as error:  # noqa: BLE001 - handed to the test's thread
+            outcome.append(error)
+        else:
+            outcome.append(None)
+
+    with database.transaction() as tx:
+        held = tx.tasks.lock_task(task.id)
+        assert held is not None
+        racing = threading.Thread(target=finish)
+        racing.start()
+        racing.join(0.3)
+        assert racing.is_alive()
+        done = replace(held, state=TaskState.COMPLETED, ended_at=clock.now(), end_reason="done", revision=2)
+        tx.tasks.update_task(done, expected_revision=held.revision)
+    racing.join(15)
+
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], TaskNotActive)
+    assert tasks.get(task.id).state is TaskState.COMPLETED
