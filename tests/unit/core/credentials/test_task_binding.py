@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import threading
 
 import pytest
 
+from tests.racing import Waiting
 from tests.unit.core.credentials.conftest import ISSUER, Stack, declaration, workload
 from tests.unit.core.credentials.test_group_commit import count, gated, together
 
@@ -161,30 +161,17 @@ def test_a_task_held_for_its_end_makes_a_racing_binding_wait_then_refuses_it(
 ) -> None:
     """The end reads its task with the row held (`lock_task`): the binding waits, then finds the task ended."""
     task, _ = stack.issuance.start_task(workload(), declaration())
-    outcome: list[BaseException | None] = []
-
-    def bind() -> None:
-        try:
-            stack.issuance.reissue(workload(), task.id, dpop_jkt=HOLDER)
-        except BaseException as error:  # noqa: BLE001 - handed to the test's thread
-            outcome.append(error)
-        else:
-            outcome.append(None)
 
     with database.transaction() as tx:
         held = tx.tasks.lock_task(task.id)
         assert held is not None
-        racing = threading.Thread(target=bind)
-        racing.start()
-        racing.join(0.3)
-        assert racing.is_alive()  # waiting for the row (PostgreSQL) or the database (SQLite)
+        binding = Waiting(lambda: stack.issuance.reissue(workload(), task.id, dpop_jkt=HOLDER))
+        assert binding.still_waiting()  # for the row (PostgreSQL) or the database (SQLite)
         ended = dataclasses.replace(
             held, state=TaskState.COMPLETED, ended_at=stack.clock.now(), end_reason="done", revision=held.revision + 1
         )
         tx.tasks.update_task(ended, expected_revision=held.revision)  # never a Conflict: nothing landed meanwhile
-    racing.join(15)
 
-    assert len(outcome) == 1
-    assert isinstance(outcome[0], TaskNotActive)
+    assert isinstance(binding.outcome(), TaskNotActive)
     stored = _stored(database, task.id)
     assert (stored.state, stored.dpop_jkt) == (TaskState.COMPLETED, None)

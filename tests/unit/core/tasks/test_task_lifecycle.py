@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import threading
 
 from collections.abc import Iterator
 from dataclasses import replace
@@ -12,6 +11,7 @@ from dataclasses import replace
 import pytest
 
 from tests.factories import make_agent, make_function, make_owner, make_tool, make_workflow
+from tests.racing import Waiting
 
 from remit.adapters.sql.engine import SqlDatabase, SqlTransaction
 from remit.core.audit.models import AuditActor
@@ -275,27 +275,14 @@ def test_an_end_waiting_on_a_task_held_elsewhere_finds_it_ended_never_a_conflict
 ) -> None:
     """An end reads its task with the row held: one racing another end waits, then reads `task_not_active`."""
     task = _start(database, clock, world, "tsk_1")
-    outcome: list[BaseException | None] = []
-
-    def finish() -> None:
-        try:
-            tasks.finish(task.id, TaskState.FAILED, reason="late", actor=AGENT)
-        except BaseException as error:  # noqa: BLE001 - handed to the test's thread
-            outcome.append(error)
-        else:
-            outcome.append(None)
 
     with database.transaction() as tx:
         held = tx.tasks.lock_task(task.id)
         assert held is not None
-        racing = threading.Thread(target=finish)
-        racing.start()
-        racing.join(0.3)
-        assert racing.is_alive()
+        late = Waiting(lambda: tasks.finish(task.id, TaskState.FAILED, reason="late", actor=AGENT))
+        assert late.still_waiting()
         done = replace(held, state=TaskState.COMPLETED, ended_at=clock.now(), end_reason="done", revision=2)
         tx.tasks.update_task(done, expected_revision=held.revision)
-    racing.join(15)
 
-    assert len(outcome) == 1
-    assert isinstance(outcome[0], TaskNotActive)
+    assert isinstance(late.outcome(), TaskNotActive)
     assert tasks.get(task.id).state is TaskState.COMPLETED
