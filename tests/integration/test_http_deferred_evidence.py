@@ -159,6 +159,25 @@ def test_a_forged_svid_at_reissue_leaves_nothing_behind(agent_server: LiveServer
     assert _refusals(agent_server) == []
 
 
+def test_a_forged_svid_at_reissue_without_a_proof_gets_nothing(agent_server: LiveServer, workloads: Workloads) -> None:
+    """Without a DPoP proof nothing checks the evidence before the batch: the batch must, for re-issue too."""
+    with agent_server.client(authenticated=False) as client:
+        started = client.post("/v1/tasks", json=_declaration(workloads.svid()))
+        assert started.status_code == 201, started.text
+        path = f"/v1/tasks/{started.json()['task']['id']}/credentials"
+
+        def reissue(svid: str) -> httpx.Response:
+            return client.post(path, json={"evidence": {"kind": "jwt_svid", "token": svid}})
+
+        forged = reissue(_forger().svid(jti="copied"))
+        real = reissue(workloads.svid(jti="copied"))
+
+    assert (forged.status_code, forged.json()["code"]) == (401, "attestation_failed")
+    assert "access_token" not in forged.json()
+    assert real.status_code == 201, real.text  # the forgery spent nothing
+    assert _refusals(agent_server) == []
+
+
 def test_a_reissue_awaits_its_batch_on_the_loop(agent_server: LiveServer, workloads: Workloads) -> None:
     """No worker thread is held for the write: the group commit's writer thread leads for the loop."""
     commits = agent_server.remit.issuance.commits

@@ -240,7 +240,7 @@ class IssuanceService:
         workload's evidence signature has not been checked yet: it runs before anything is written.
         """
         check = evidence_check or DeferredCheck.done()
-        prepare = self._starting(workload, declaration, dpop_jkt, channel, check)
+        prepare = self._starting(workload, declaration, dpop_jkt, channel)
         try:
             prepared = await self._issue_async(prepare, check)
         except RemitError as error:
@@ -254,7 +254,6 @@ class IssuanceService:
         declaration: TaskDeclaration,
         dpop_jkt: str | None,
         channel: str,
-        check: DeferredCheck | None = None,
     ) -> Callable[[IssuanceReads], _Prepared]:
         """How a new task is decided on given reads: admit, check the declaration, build the writes."""
 
@@ -264,9 +263,7 @@ class IssuanceService:
             started = self._event(
                 "task.started", admitted.agent, task, {"objective": task.objective, "channel": channel}
             )
-            return self._prepare(
-                reads, admitted.agent, workload, task, task.audience, dpop_jkt, new_task=started, check=check
-            )
+            return self._prepare(reads, admitted.agent, workload, task, task.audience, dpop_jkt, new_task=started)
 
         return prepare
 
@@ -282,6 +279,8 @@ class IssuanceService:
         except WouldWait:
             prepared = await asyncio.to_thread(self._decide_on_kept_rows, prepare)
         if prepared is not None:
+            # The unit carries the evidence check whatever door decided it: the batch runs it before writing.
+            prepared = replace(prepared, unit=replace(prepared.unit, evidence_check=check))
             try:
                 await self.commits.submit_async(prepared.unit)
             except _Stale:
@@ -569,7 +568,6 @@ class IssuanceService:
         dpop_jkt: str | None,
         *,
         new_task: AuditEvent | None,
-        check: DeferredCheck | None = None,
         binds: Task | None = None,
     ) -> _Prepared:
         """The credential's claims, record and audit event; with `new_task` (its event), the task is new too.
@@ -643,7 +641,6 @@ class IssuanceService:
             evidence=workload.single_use,
             depends_on=dict(reads.depends_on),
             claims=claims,
-            evidence_check=check,
         )
         return _Prepared(unit=unit, task=binds or task, issued=issued)
 

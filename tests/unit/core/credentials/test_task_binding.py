@@ -7,6 +7,7 @@ to see the change all the same; and they race two bindings in one batch.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 
@@ -19,9 +20,10 @@ from tests.unit.core.credentials.test_group_commit import count, gated, together
 from remit.adapters.sql.engine import SqlDatabase
 from remit.adapters.sql.migrate import downgrade, upgrade
 from remit.adapters.sql.tables import tasks
+from remit.core.attestation.models import DeferredCheck
 from remit.core.ids import SequentialIdFactory
 from remit.core.tasks.models import Task, TaskState
-from remit.errors import CredentialInvalid, TaskNotActive
+from remit.errors import AttestationFailed, CredentialInvalid, NotFound, TaskNotActive
 
 HOLDER, OTHER = "h" * 43, "o" * 43
 
@@ -175,3 +177,55 @@ def test_a_task_held_for_its_end_makes_a_racing_binding_wait_then_refuses_it(
     assert isinstance(binding.outcome(), TaskNotActive)
     stored = _stored(database, task.id)
     assert (stored.state, stored.dpop_jkt) == (TaskState.COMPLETED, None)
+
+
+ATTACKER = "a" * 43
+
+
+def test_replayed_evidence_never_binds_a_task_to_the_replayers_key(stack: Stack, database: SqlDatabase) -> None:
+    """Whoever copies a spent SVID and adds their own DPoP key gets nothing, and the task stays unbound.
+
+    Were the binding written before the evidence's single use was settled, a replay would lock the agent
+    out of its own task (every later re-issue would need the replayer's key).
+    """
+    task, _ = stack.issuance.start_task(workload(), declaration())
+    stack.issuance.reissue(workload(jti="seen-once"), task.id)
+
+    with pytest.raises(AttestationFailed) as caught:
+        stack.issuance.reissue(workload(jti="seen-once"), task.id, dpop_jkt=ATTACKER)
+    again = stack.issuance.reissue(workload(), task.id)  # the agent, still Bearer
+
+    assert caught.value.details == {"reason": "replayed"}
+    stored = _stored(database, task.id)
+    assert (stored.dpop_jkt, stored.revision) == (None, task.revision)
+    assert not again.dpop_bound
+
+
+def test_forged_evidence_never_binds_a_task_to_the_forgers_key(stack: Stack, database: SqlDatabase) -> None:
+    """Evidence whose signature fails in the batch (ADR 0015) binds nothing, on the event-loop door too."""
+    task, _ = stack.issuance.start_task(workload(), declaration())
+
+    def forged() -> None:
+        raise AttestationFailed(details={"reason": "bad_signature"})
+
+    async def reissue() -> None:
+        await stack.issuance.reissue_async(
+            workload(jti="copied"), task.id, dpop_jkt=ATTACKER, evidence_check=DeferredCheck(forged)
+        )
+
+    with pytest.raises(AttestationFailed):
+        asyncio.run(reissue())
+
+    stored = _stored(database, task.id)
+    assert (stored.dpop_jkt, stored.revision) == (None, task.revision)
+    assert not stack.issuance.reissue(workload(jti="copied"), task.id).dpop_bound  # its jti not spent either
+
+
+def test_another_agents_evidence_never_binds_a_task(stack: Stack, database: SqlDatabase) -> None:
+    """Cross-agent: a registered agent naming someone else's task gets `not found` and binds nothing."""
+    task, _ = stack.issuance.start_task(workload(), declaration())
+
+    with pytest.raises(NotFound):
+        stack.issuance.reissue(workload("agents/helper-bot"), task.id, dpop_jkt=ATTACKER)
+
+    assert _stored(database, task.id).dpop_jkt is None
