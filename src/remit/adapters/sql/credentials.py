@@ -80,9 +80,6 @@ def _insert_credentials(db: Driver, records: Sequence[CredentialRecord]) -> None
 
 _INSERT_USE = insert(evidence_uses)
 _GET_CREDENTIAL = select(credentials).where(credentials.c.jti == bindparam("jti"))
-_HOLD_TASKS = (
-    select(tasks.c.id).where(tasks.c.id.in_(bindparam("ids", expanding=True))).order_by(tasks.c.id).with_for_update()
-)
 _MARK_REVOKED = (
     update(credentials)
     .where(credentials.c.jti == bindparam("revoked_jti"), credentials.c.revoked_at.is_(None))
@@ -162,7 +159,7 @@ class SqlIssuanceStore:
     def hold_tasks(self, task_ids: Collection[str]) -> None:
         # SQLite: the write transaction already holds the whole database.
         if task_ids and self._db.postgres:
-            self._c.execute(_HOLD_TASKS, {"ids": sorted(task_ids)}).all()  # in id order: never a deadlock cycle
+            SqlTaskStore(self._c).hold_tasks(task_ids)
 
     def revisions(self, keys: Iterable[tuple[str, str]]) -> Mapping[tuple[str, str], int]:
         wanted: dict[str, list[str]] = {}

@@ -271,7 +271,7 @@ class IssuanceService:
         """`_issue` awaiting the batch instead of blocking on it; the batch runs the evidence check first.
 
         The decision runs on the loop when every row it needs is kept; one that must read the store (a
-        row not kept yet, a parent task, a task's binding) runs in a worker thread instead.
+        row or task not kept yet) runs in a worker thread instead.
         """
         try:
             with without_waiting():
@@ -324,8 +324,9 @@ class IssuanceService:
     ) -> IssuedCredential:
         """`reissue` for an event loop, as `start_task_async` is `start_task`'s: the write awaited, never blocking.
 
-        The task and its DPoP binding are store reads, so the decision mostly runs in a worker thread; the
-        batch runs `evidence_check` (when given) before anything is written.
+        A task kept in memory (started or read here before, its DPoP binding with it) is decided on the loop;
+        one that must be read decides in a worker thread. The batch runs `evidence_check` (when given) before
+        anything is written.
         """
         check = evidence_check or DeferredCheck.done()
         prepare = self._reissuing(workload, task_id, audience, dpop_jkt)
@@ -407,7 +408,7 @@ class IssuanceService:
         unit = prepared.unit
         written = unit.binds or unit.task
         if written is not None:
-            self.cache.keep_task(written)
+            self.cache.tasks.keep(written.id, written)
         return prepared
 
     def _require_live(self, reads: IssuanceReads, task: Task) -> None:

@@ -4,7 +4,7 @@ Issuance reads the agent (by its workload binding), its owner and business funct
 version and the tools it names: the same few rows for every credential of an agent. They are kept
 here, keyed as issuance looks them up, so the common issuance reads nothing from the store.
 
-Tasks are kept too, up to `MAX_TASKS`, the oldest dropped first: each one this process starts or
+Tasks are kept too, up to `MAX_TASKS`: each one this process starts or
 binds once its write commits, and each one a decision reads from the store. A re-issue, a delegation
 and an `act` chain then read nothing from the store either.
 
@@ -13,13 +13,13 @@ revision of every row it decided on (`IssuanceReads.depends_on`), and the batch 
 re-reads those revisions inside its transaction, under the lock registry writes take (see
 `IssuanceStore.hold_registry`). A unit whose rows changed is not written: the issuance is decided
 again, on the store's rows, inside the transaction that writes it, and each row that decision reads
-replaces the kept one (a row no longer found is forgotten). Nothing else is dropped, so one agent's
-refused or stale issuances never empty what other issuances decide on. So a change (an
-agent suspended, an owner offboarded, a workflow retired; a task ended, its objective changed or its
-DPoP binding set, each of which writes a new task revision), once committed by this or any other
-replica, refuses every issuance written after it. The other way round, a refusal decided on kept rows
-is decided again the same way before it is returned, so a change that re-allows (an agent reactivated
-elsewhere) is honoured at once too.
+replaces the kept one (a row no longer found is forgotten). So a change (an agent suspended, an owner
+offboarded, a workflow retired; a task ended, its objective changed or its DPoP binding set, each of
+which writes a new task revision), once committed by this or any other replica, refuses every
+issuance written after it. The other way round, a refusal decided on kept rows is decided again the
+same way before it is returned, so a change that re-allows (an agent reactivated elsewhere) is
+honoured at once too. Nothing else is dropped, so one agent's refused or stale issuances never empty
+what other issuances decide on; each kind keeps at most `MAX_ENTRIES` rows, the oldest dropped first.
 """
 
 from __future__ import annotations
@@ -39,15 +39,15 @@ if TYPE_CHECKING:
 
     from remit.core.credentials.tokens import CredentialsTransaction
 
-__all__ = ["IssuanceReads", "RegistryCache"]
+__all__ = ["IssuanceReads", "Kept", "RegistryCache"]
 
-# Entries kept per kind before that kind starts over (a registry this large still fits easily).
+# Rows kept per kind, the oldest dropped first beyond it (a registry this large still fits easily).
 MAX_ENTRIES: Final = 10_000
-# Tasks kept, the oldest dropped first: tasks come and go, so the recent ones are those re-issued for.
+# Tasks kept: tasks come and go, so the recent ones are those re-issued for.
 MAX_TASKS: Final = 4_096
 
 K = TypeVar("K")
-V = TypeVar("V", Agent, Owner, BusinessFunction, WorkflowVersion, Tool)
+V = TypeVar("V", Agent, Owner, BusinessFunction, WorkflowVersion, Tool, Task)
 
 
 class _Revisioned(Protocol):
@@ -57,38 +57,39 @@ class _Revisioned(Protocol):
     def revision(self) -> int: ...
 
 
+class Kept(OrderedDict[K, V]):
+    """Rows of one kind by one key, the oldest dropped first beyond `limit`; reads are single dict operations."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self._limit = limit
+        self._lock = threading.Lock()  # eviction pops the oldest: two at once must not pop an empty map
+
+    def keep(self, key: K, value: V) -> None:
+        """Keep `value` as the newest (a fresher copy replaces an older one)."""
+        with self._lock:
+            self.pop(key, None)
+            while len(self) >= self._limit:
+                self.popitem(last=False)
+            self[key] = value
+
+    def forget(self, key: K) -> None:
+        with self._lock:
+            self.pop(key, None)
+
+
 class RegistryCache:
-    """Registry rows and tasks by the keys issuance uses; thread-safe (single dict operations)."""
+    """Registry rows and tasks by the keys issuance uses; thread-safe."""
 
     def __init__(self, *, max_entries: int = MAX_ENTRIES, max_tasks: int = MAX_TASKS) -> None:
-        self._max = max_entries
-        self._max_tasks = max_tasks
-        self._tasks_lock = threading.Lock()  # eviction pops the oldest: two at once must not pop an empty map
-        self.tasks: OrderedDict[str, Task] = OrderedDict()
-        self.agents_by_binding: dict[str, Agent] = {}
-        self.agents: dict[str, Agent] = {}
-        self.owners: dict[str, Owner] = {}
-        self.functions: dict[str, BusinessFunction] = {}
-        self.workflows_by_ref: dict[tuple[str, int], WorkflowVersion] = {}
-        self.workflows: dict[str, WorkflowVersion] = {}
-        self.tools_by_name: dict[str, Tool] = {}
-
-    def keep_task(self, task: Task) -> None:
-        """Keep `task` as last written or read (a newer revision replaces an older one)."""
-        with self._tasks_lock:
-            self.tasks.pop(task.id, None)
-            while len(self.tasks) >= self._max_tasks:
-                self.tasks.popitem(last=False)
-            self.tasks[task.id] = task
-
-    def forget_task(self, task_id: str) -> None:
-        with self._tasks_lock:
-            self.tasks.pop(task_id, None)
-
-    def keep(self, kept: dict[K, V], key: K, value: V) -> None:
-        if len(kept) >= self._max:
-            kept.clear()
-        kept[key] = value
+        self.agents_by_binding: Kept[str, Agent] = Kept(max_entries)
+        self.agents: Kept[str, Agent] = Kept(max_entries)
+        self.owners: Kept[str, Owner] = Kept(max_entries)
+        self.functions: Kept[str, BusinessFunction] = Kept(max_entries)
+        self.workflows_by_ref: Kept[tuple[str, int], WorkflowVersion] = Kept(max_entries)
+        self.workflows: Kept[str, WorkflowVersion] = Kept(max_entries)
+        self.tools_by_name: Kept[str, Tool] = Kept(max_entries)
+        self.tasks: Kept[str, Task] = Kept(max_tasks)
 
     def __len__(self) -> int:
         return (
@@ -143,22 +144,23 @@ class IssuanceReads:
         if found is not None:
             self.depends_on[(kind, found.id)] = found.revision
 
-    def _through(self, kept: dict[K, V], key: K, load: Callable[[CredentialsTransaction], V | None]) -> V | None:
+    def _through(self, kept: Kept[K, V], key: K, load: Callable[[CredentialsTransaction], V | None]) -> V | None:
         found = kept.get(key) if self._use_cache else None
         if found is not None:
             self.used_cache = True
             return found
         found = load(self._store())
         if found is not None:
-            self._cache.keep(kept, key, found)
+            kept.keep(key, found)
         else:
-            kept.pop(key, None)  # gone from the store: a kept copy would only send decisions round again
+            kept.forget(key)  # gone from the store: a kept copy would only send decisions round again
         return found
 
-    def _also_by_id(self, kept: dict[str, V], found: V) -> None:
+    @staticmethod
+    def _also_by_id(kept: Kept[str, V], found: V) -> None:
         """Keep a row found by another key under its id too: a re-issue or an `act` chain looks it up by id."""
         if kept.get(found.id) is not found:  # absent, or an older copy than the one just read
-            self._cache.keep(kept, found.id, found)
+            kept.keep(found.id, found)
 
     def agent_by_binding(self, key: str) -> Agent | None:
         agent = self._through(self._cache.agents_by_binding, key, lambda tx: tx.registry.find_agent_by_binding(key))
@@ -203,14 +205,6 @@ class IssuanceReads:
 
     def task(self, task_id: str) -> Task | None:
         """A task with its DPoP binding (ADR 0016), kept like a registry row: every change writes a revision."""
-        task = self._cache.tasks.get(task_id) if self._use_cache else None
-        if task is not None:
-            self.used_cache = True
-        else:
-            task = self._store().tasks.get_task(task_id)
-            if task is not None:
-                self._cache.keep_task(task)
-            else:
-                self._cache.forget_task(task_id)
+        task = self._through(self._cache.tasks, task_id, lambda tx: tx.tasks.get_task(task_id))
         self._note("task", task)
         return task

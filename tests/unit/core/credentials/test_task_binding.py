@@ -129,7 +129,7 @@ def test_kept_tasks_are_bounded_oldest_first(stack: Stack) -> None:
     started = [stack.issuance.start_task(workload(), declaration())[0] for _ in range(3)]
     small = type(cache)(max_tasks=2)
     for task in started:
-        small.keep_task(task)
+        small.tasks.keep(task.id, task)
 
     assert list(small.tasks) == [started[1].id, started[2].id]
     assert {t.id for t in started} <= set(cache.tasks)
